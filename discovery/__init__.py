@@ -1,0 +1,1 @@
+"""Imitation: symbolic regression and neural compressors turning tables into closed-form laws."""

@@ -1,0 +1,1 @@
+"""End-to-end experiments reproducing discoveries, with interpretability reports."""

@@ -1,0 +1,1 @@
+"""Inverse problem: field-level Bayesian inference of initial conditions, bias and cosmology."""

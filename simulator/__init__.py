@@ -1,0 +1,1 @@
+"""Forward model: a differentiable particle-mesh N-body simulator in JAX."""
