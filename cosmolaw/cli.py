@@ -20,6 +20,7 @@ from cosmolaw import __version__
 #: Modules whose ``register(subparsers)`` add sub-commands, in help order.
 COMMAND_MODULES = (
     "simulator.cli",
+    "simulator.mock_cli",
     "inference.cli",
     "discovery.cli",
     "experiments.cli",

@@ -1,4 +1,4 @@
-"""Command-line sub-commands of ``simulator``."""
+"""Command-line sub-commands of ``simulator``: ``cosmolaw simulate``."""
 
 from __future__ import annotations
 
@@ -7,3 +7,68 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this package's sub-commands to the ``cosmolaw`` parser."""
+    p = subparsers.add_parser(
+        "simulate",
+        help="run a particle-mesh simulation and write DIR/sim.h5",
+        description="Run a FastPM particle-mesh simulation from a white-noise seed and write "
+        "DIR/sim.h5 (linear and final density fields, particles, power spectra, snapshots) "
+        "and DIR/config.toml.",
+    )
+    p.add_argument("--mesh", type=int, default=32, help="mesh cells per side (even; default 32)")
+    p.add_argument("--box", type=float, default=128.0, help="box side in Mpc/h (default 128)")
+    p.add_argument("--steps", type=int, default=10, help="FastPM steps (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="white-noise seed (default 0)")
+    p.add_argument("--out", default="runs/simulate", help="output directory")
+    p.add_argument("--a-start", type=float, default=0.1, help="initial scale factor")
+    p.add_argument("--a-stop", type=float, default=1.0, help="final scale factor")
+    p.add_argument(
+        "--ptcl-grid", type=int, default=None, help="particles per side (divides --mesh)"
+    )
+    p.add_argument("--lpt-order", type=int, default=2, help="1 or 2 (default 2)")
+    p.add_argument("--step-spacing", default="a", help="'a' or 'loga' (default 'a')")
+    p.add_argument("--snapshots", default="", help="comma-separated scale factors, e.g. 0.5,1.0")
+    p.add_argument("--cosmology", default="planck18", help="preset name (default planck18)")
+    p.add_argument("--omega-m", type=float, default=None, help="override Omega_m")
+    p.add_argument("--sigma8", type=float, default=None, help="override sigma8")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run_simulate)
+
+
+def _snapshots(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(
+            f"snapshots={text!r} is invalid: must be comma-separated scale factors"
+        ) from None
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    """Validate the options, run the simulation and write the run directory."""
+    from simulator.config import SimConfig
+    from simulator.cosmology import Cosmology
+
+    overrides = {"Omega_m": args.omega_m, "sigma8": args.sigma8}
+    cosmo = Cosmology.from_name(args.cosmology, **{k: v for k, v in overrides.items() if v is not None})
+    cosmo.validate()
+    conf = SimConfig(
+        mesh=args.mesh,
+        box=args.box,
+        ptcl_grid=args.ptcl_grid,
+        a_start=args.a_start,
+        a_stop=args.a_stop,
+        steps=args.steps,
+        step_spacing=args.step_spacing,
+        lpt_order=args.lpt_order,
+        snapshots=_snapshots(args.snapshots),
+    )
+    if args.seed < 0:
+        raise ValueError(f"seed={args.seed} is invalid: must be a non-negative integer")
+
+    from simulator.output import write_sim
+    from simulator.pipeline import simulate
+
+    result = simulate(cosmo, conf, args.seed, progress=not args.no_progress)
+    path = write_sim(args.out, result, cosmo, conf, args.seed)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,147 @@
+"""Post-processing shared by all backends: snapping, simplification, equivalence.
+
+Snapping replaces a fitted float by a simple exact number (small-denominator rationals,
+optionally times pi, 1/pi, sqrt(pi), sqrt(2)), refits the remaining floats, and keeps
+the change only when the description length drops, i.e. when the loss stays within
+the noise. Equivalence follows SRBench: two laws are the same when their difference or
+their ratio is a constant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+
+import numpy as np
+import sympy as sp
+
+from discovery.fit import description_length, refit
+
+_BASES = (
+    sp.Integer(1),
+    sp.pi,
+    1 / sp.pi,
+    sp.sqrt(sp.pi),
+    1 / sp.sqrt(sp.pi),
+    sp.sqrt(2),
+    1 / sp.sqrt(2),
+)
+
+
+def snap_values(value: float, max_denominator: int = 20, rel: float = 0.05) -> list[sp.Expr]:
+    """Simple exact numbers within ``rel`` of ``value``, simplest first."""
+    out: list[sp.Expr] = []
+    if value == 0 or not np.isfinite(value):
+        return [sp.Integer(0)] if value == 0 else []
+    for base in _BASES:
+        frac = Fraction(value / float(base)).limit_denominator(max_denominator)
+        if frac == 0:
+            continue
+        candidate = sp.Rational(frac.numerator, frac.denominator) * base
+        if abs(float(candidate) - value) <= rel * abs(value) and candidate not in out:
+            out.append(candidate)
+    return sorted(out, key=lambda e: (sp.count_ops(e), abs(float(sp.fraction(e)[1]))))
+
+
+def tidy(expr: sp.Expr) -> sp.Expr:
+    """Cheap simplification: merge numbers, cancel, combine powers (full ``simplify`` if small)."""
+    try:
+        out = sp.powsimp(sp.cancel(sp.together(expr)), force=False)
+        if sp.count_ops(out) <= 25:
+            simpler = sp.simplify(out)
+            if sp.count_ops(simpler) <= sp.count_ops(out):
+                out = simpler
+        return out if sp.count_ops(out) <= sp.count_ops(expr) else expr
+    except (sp.PolynomialError, TypeError, ValueError, RecursionError):
+        return expr
+
+
+def snap(
+    expr: sp.Expr,
+    variables: Sequence[sp.Symbol],
+    X: np.ndarray,
+    y: np.ndarray,
+    sigma: float,
+    *,
+    seed: int = 0,
+    max_rounds: int = 6,
+) -> tuple[sp.Expr, float, float]:
+    """Greedily snap float constants while the description length decreases.
+
+    Returns ``(expression, mse, description_length)`` of the result; each round tries
+    every (constant, exact value) pair in one batched refit and keeps the best.
+    """
+    n = len(y)
+    current = expr
+    current_mse = float(np.mean((_evaluate(expr, variables, X) - y) ** 2))
+    current_dl = description_length(current, current_mse, n, sigma)
+    for _ in range(max_rounds):
+        floats = sorted(current.atoms(sp.Float), key=sp.default_sort_key)
+        trials = [current.xreplace({f: v}) for f in floats for v in snap_values(float(f))]
+        if not trials:
+            break
+        fitted = refit(trials, variables, X, y, restarts=1, iterations=30, seed=seed)
+        best = None
+        for res in fitted:
+            if res is None:
+                continue
+            e, fit = res
+            dl = description_length(e, fit.mse, n, sigma)
+            if dl < current_dl and (best is None or dl < best[2]):
+                best = (e, fit.mse, dl)
+        if best is None:
+            break
+        current, current_mse, current_dl = best
+    return current, current_mse, current_dl
+
+
+def _evaluate(expr: sp.Expr, variables: Sequence[sp.Symbol], X: np.ndarray) -> np.ndarray:
+    f = sp.lambdify(list(variables), expr, "numpy")
+    with np.errstate(all="ignore"):
+        return np.broadcast_to(np.asarray(f(*X.T), dtype=complex).real, (len(X),))
+
+
+def _numerically_constant(values: np.ndarray, rtol: float, scale: float | None = None) -> bool:
+    values = values[np.isfinite(values)]
+    if values.size < 3:
+        return False
+    if scale is None:
+        scale = float(np.median(np.abs(values)))
+    scale = max(scale, 1e-12)
+    return float(np.max(values) - np.min(values)) <= rtol * scale
+
+
+def equivalent(
+    a: sp.Expr,
+    b: sp.Expr,
+    variables: Sequence[sp.Symbol],
+    X: np.ndarray,
+    rtol: float = 1e-6,
+) -> bool:
+    """SRBench's exact recovery: ``a - b`` or ``a / b`` is a constant.
+
+    Symbolic first (``sympy.simplify`` of the difference and of the ratio leaves no
+    variable); when sympy cannot show it, numerically on the rows ``X`` (difference or
+    ratio constant to ``rtol``).
+    """
+    for combo in (a - b, a / b):
+        try:
+            if not sp.simplify(combo).free_symbols:
+                return True
+        except (TypeError, ValueError, RecursionError):
+            pass
+    with np.errstate(all="ignore"):
+        va, vb = _evaluate(a, variables, X), _evaluate(b, variables, X)
+        return _numerically_constant(va - vb, rtol, float(np.median(np.abs(vb)))) or (
+            _numerically_constant(va / vb, rtol)
+        )
+
+
+def identical(a: sp.Expr, b: sp.Expr) -> bool:
+    """``a`` has exact constants only (no floats) and ``a - b`` simplifies to zero."""
+    if a.atoms(sp.Float):
+        return False
+    try:
+        return sp.simplify(a - b) == 0
+    except (TypeError, ValueError, RecursionError):
+        return False

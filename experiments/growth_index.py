@@ -1,0 +1,418 @@
+"""Experiment ``growth-index``: rediscover f = Omega_m(a)^gamma and how gamma depends on w.
+
+Data: the simulator's linear growth ODE (``simulator.growth``), solved in float64 for flat
+matter + dark-energy universes (no radiation) with constant w, vmapped over cosmologies.
+For constant w the growth rate f = dlnD/dlna is a function of Omega_m(a) and w alone, so
+the table samples several Omega_m today and many scale factors in [a_min, 1].
+
+Three laws:
+
+1. LCDM: a symbolic search for f(Omega_m(a)); the chosen form's constants are refitted on
+   the relative error (the accuracy a growth rate is quoted at). Known answer: f =
+   Omega_m(a)^gamma with gamma ~ 0.55 to better than 0.5% (Linder 2005).
+2. wCDM: the LCDM form refitted at each w in [-1.3, -0.7], then a symbolic search for
+   gamma(w). Literature: Linder (2005) gamma = 0.55 + 0.05 (1 + w) for w > -1 and
+   0.55 + 0.02 (1 + w) below; Wang & Steinhardt (1998) gamma = 3 (1 - w) / (5 - 6 w).
+3. The two combined, f = Omega_m(a)^gamma(w), checked on held-out wCDM cosmologies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NAME = "growth-index"
+QUESTION = (
+    "What closed form gives the linear growth rate f = dlnD/dlna as a function of the "
+    "matter density Omega_m(a) in LCDM, and how does it change with a constant dark-energy "
+    "equation of state w in [-1.3, -0.7]? (Known answer: f = Omega_m(a)^gamma, gamma ~ 0.55, "
+    "Linder 2005.)"
+)
+_SEARCH = {
+    "operators": "add,sub,mul,div,pow,exp,log,sqrt",
+    "criterion": "mdl",
+    "backend": "auto",
+    "seed": 0,
+}
+QUICK: dict[str, Any] = {
+    "omega_m0": [0.30, 0.3111, 0.32],
+    "a_min": 0.1,
+    "n_a": 40,
+    "w_min": -1.3,
+    "w_max": -0.7,
+    "n_w": 9,
+    "n_held_out": 300,
+    "max_complexity": 9,
+    "budget_s": 15.0,
+    **_SEARCH,
+}
+FULL: dict[str, Any] = {
+    **QUICK,
+    "omega_m0": [0.30, 0.305, 0.3111, 0.315, 0.32],
+    "n_a": 200,
+    "n_w": 61,
+    "n_held_out": 3000,
+    "max_complexity": 15,
+    "budget_s": 300.0,
+}
+
+#: LaTeX names of the variables in the report.
+LATEX_NAMES = {"Omega_m_a": r"\Omega_m(a)", "f": "f", "gamma": r"\gamma", "w": "w"}
+
+
+def growth_rates(omega_m0: np.ndarray, w: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Omega_m(a) and f(a) from the growth ODE, in float64, for flat w-CDM without radiation.
+
+    Args:
+        omega_m0: matter density today of each cosmology, shape ``(m,)``.
+        w: constant dark-energy equation of state of each cosmology, shape ``(m,)``.
+        a: scale factors, shape ``(m, k)`` (one row per cosmology).
+
+    Returns:
+        ``(omega_m_a, f)``, each of shape ``(m, k)``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from simulator.cosmology import Cosmology, omega_m_a
+    from simulator.growth import growth_at, growth_table
+
+    def one(om0, w0, a_row):
+        cosmo = Cosmology(Omega_m=om0, w0=w0, radiation=False)
+        return omega_m_a(a_row, cosmo), growth_at(growth_table(cosmo), a_row).f1
+
+    with jax.enable_x64(True):
+        om, f = jax.jit(jax.vmap(one))(
+            jnp.asarray(omega_m0, jnp.float64), jnp.asarray(w, jnp.float64), jnp.asarray(a)
+        )
+        return np.asarray(om), np.asarray(f)
+
+
+def _table(omega_m0: np.ndarray, w: np.ndarray, a: np.ndarray) -> dict[str, np.ndarray]:
+    """Flat table (one row per cosmology and scale factor) of a, Omega_m0, w, Omega_m(a), f."""
+    om, f = growth_rates(omega_m0, w, a)
+    m, k = a.shape
+    return {
+        "a": a.ravel(),
+        "omega_m0": np.repeat(omega_m0, k),
+        "w": np.repeat(w, k),
+        "omega_m_a": om.ravel(),
+        "f": f.ravel(),
+        "cosmology": np.repeat(np.arange(m), k),
+    }
+
+
+def make_data(config: dict[str, Any], rng: np.random.Generator) -> dict[str, dict[str, np.ndarray]]:
+    """Training grids and held-out random draws for LCDM and wCDM (see the module docstring)."""
+    om_grid = np.asarray(config["omega_m0"], float)
+    a_grid = np.geomspace(config["a_min"], 1.0, config["n_a"])
+    w_grid = np.linspace(config["w_min"], config["w_max"], config["n_w"])
+    om_lo, om_hi = float(om_grid.min()), float(om_grid.max())
+    n_test = config["n_held_out"]
+
+    def random_a(m: int) -> np.ndarray:
+        return np.exp(rng.uniform(np.log(config["a_min"]), 0.0, (m, 1)))
+
+    lcdm = _table(om_grid, -np.ones_like(om_grid), np.tile(a_grid, (len(om_grid), 1)))
+    om_w, w_w = np.meshgrid(om_grid, w_grid, indexing="ij")
+    wcdm = _table(om_w.ravel(), w_w.ravel(), np.tile(a_grid, (om_w.size, 1)))
+    lcdm_test = _table(rng.uniform(om_lo, om_hi, n_test), -np.ones(n_test), random_a(n_test))
+    # Held-out w-CDM: fresh w values, each with its own Omega_m0 and a grid of scale factors.
+    n_wt = max(n_test // len(a_grid), 8)
+    wcdm_test = _table(
+        rng.uniform(om_lo, om_hi, n_wt),
+        rng.uniform(config["w_min"], config["w_max"], n_wt),
+        np.sort(np.exp(rng.uniform(np.log(config["a_min"]), 0.0, (n_wt, len(a_grid)))), axis=1),
+    )
+    return {"lcdm": lcdm, "wcdm": wcdm, "lcdm_test": lcdm_test, "wcdm_test": wcdm_test}
+
+
+def write_data(path: Path, data: dict[str, dict[str, np.ndarray]], config: dict[str, Any]) -> None:
+    """Store every table as an HDF5 group of columns with units and descriptions."""
+    from cosmolaw.io import atomic_h5, set_attrs
+
+    describe = {
+        "a": ("", "scale factor"),
+        "omega_m0": ("", "matter density today"),
+        "w": ("", "constant dark-energy equation of state"),
+        "omega_m_a": ("", "matter density parameter at a"),
+        "f": ("", "linear growth rate dlnD1/dlna from simulator.growth"),
+        "cosmology": ("", "index of the cosmology of the row"),
+    }
+    with atomic_h5(path) as h5:
+        set_attrs(h5, {"experiment": NAME, **{k: v for k, v in config.items()}})
+        for group, table in data.items():
+            g = h5.create_group(group)
+            for col, values in table.items():
+                ds = g.create_dataset(col, data=values)
+                ds.attrs["units"], ds.attrs["description"] = describe[col]
+
+
+def _per_w_gamma(template_law, table: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Refit the LCDM form at each w of ``table``: ``(w, gamma, sigma)`` per distinct w."""
+    import sympy as sp
+
+    from experiments.refit import refit
+
+    x = sp.Symbol("Omega_m_a")
+    ws, gammas, sigmas = [], [], []
+    for w in np.unique(table["w"]):
+        rows = table["w"] == w
+        fit = refit(template_law, [x], table["omega_m_a"][rows, None], table["f"][rows])
+        ws.append(w)
+        gammas.append(fit.values[0])
+        sigmas.append(fit.sigmas[0])
+    return np.array(ws), np.array(gammas), np.array(sigmas)
+
+
+def _power_law_index(expr, x) -> float | None:
+    """gamma when ``expr`` is ``x**gamma`` with a numeric gamma, else None."""
+    if expr.is_Pow and expr.base == x and expr.exp.is_Number:
+        return float(expr.exp)
+    return None
+
+
+def run(config: dict[str, Any], out_dir: Path):
+    """Run the experiment (see the module docstring); returns an ``ExperimentResult``."""
+    import sympy as sp
+
+    from experiments.laws import Law, Literature
+    from experiments.refit import refit
+    from experiments.registry import ExperimentResult
+    from experiments.report import Check
+    from experiments.search import search
+
+    seed = int(config["seed"])
+    rng = np.random.default_rng(seed)
+    data = make_data(config, rng)
+    write_data(out_dir / "growth.h5", data, config)
+    x, w = sp.Symbol("Omega_m_a"), sp.Symbol("w")
+    opts = {
+        k: config[k] for k in ("operators", "max_complexity", "budget_s", "criterion", "backend")
+    }
+
+    # 1. LCDM: f(Omega_m(a)).
+    lcdm, lcdm_test = data["lcdm"], data["lcdm_test"]
+    found = search(lcdm["omega_m_a"][:, None], lcdm["f"], ["Omega_m_a"], seed=seed, **opts)
+    fit = refit(found.expression, [x], lcdm["omega_m_a"][:, None], lcdm["f"], prefix="gamma")
+    gamma = _power_law_index(fit.expression, x)
+    gamma_sigma = float(fit.sigmas[0]) if gamma is not None else float("nan")
+    linder_lcdm = Literature(
+        "Linder (2005)",
+        "E. V. Linder, Phys. Rev. D 72, 043529 (2005), astro-ph/0507263",
+        x**0.55,
+        lambda X: X[:, 0] ** 0.55,
+        [("gamma", gamma if gamma is not None else np.nan, 0.55)],
+    )
+    ws_lcdm = Literature(
+        "Wang & Steinhardt (1998)",
+        "L. Wang, P. J. Steinhardt, ApJ 508, 483 (1998), astro-ph/9804015",
+        x ** sp.Rational(6, 11),
+        lambda X: X[:, 0] ** (6 / 11),
+        [("gamma", gamma if gamma is not None else np.nan, 6 / 11)],
+    )
+    law_lcdm = Law(
+        title="LCDM: growth rate f against Omega_m(a)",
+        target="f",
+        variables=("Omega_m_a",),
+        expression=fit.expression,
+        X_test=lcdm_test["omega_m_a"][:, None],
+        y_test=lcdm_test["f"],
+        constants={str(n): (v, s) for n, v, s in zip(fit.names, fit.values, fit.sigmas, strict=True)},
+        front=found.front,
+        chosen=found.chosen,
+        literature=[linder_lcdm, ws_lcdm],
+        template=fit.template,
+        latex_names=LATEX_NAMES,
+        details={
+            **found.details,
+            "search_expression": str(found.expression),
+            "refit": "non-integer constants refitted on the relative error",
+        },
+    )
+    lcdm_err = law_lcdm.evaluate(law_lcdm.X_test) / law_lcdm.y_test - 1.0
+    checks = [
+        Check("form f = Omega_m(a)^gamma found", float(gamma is not None), "1 (yes)", gamma is not None),
+        Check(
+            "gamma (LCDM)",
+            gamma if gamma is not None else np.nan,
+            "0.55 +- 0.01",
+            gamma is not None and abs(gamma - 0.55) <= 0.01,
+        ),
+        Check(
+            "max |relative error| of f (LCDM, held out)",
+            float(np.max(np.abs(lcdm_err))),
+            "< 0.005",
+            bool(np.max(np.abs(lcdm_err)) < 0.005),
+        ),
+    ]
+    laws = [law_lcdm]
+    summary: dict[str, Any] = {"gamma_lcdm": gamma, "gamma_lcdm_sigma": gamma_sigma}
+
+    # 2. and 3. need the power-law form found in LCDM.
+    if gamma is not None:
+        w_train, g_train, _ = _per_w_gamma(fit.expression, data["wcdm"])
+        w_test, g_test, _ = _per_w_gamma(fit.expression, data["wcdm_test"])
+        found_w = search(w_train[:, None], g_train, ["w"], seed=seed, **opts)
+        law_w = _gamma_of_w_law(found_w, w_test, g_test, w)
+        laws.append(law_w)
+        gamma_w = law_w.expression
+        slope = float(sp.diff(gamma_w, w).subs(w, -1.0))
+        g_m1 = float(gamma_w.subs(w, -1.0))
+        combined = x**gamma_w
+        wt = data["wcdm_test"]
+        law_f = Law(
+            title="wCDM: f = Omega_m(a)^gamma(w), the two laws combined",
+            target="f",
+            variables=("Omega_m_a", "w"),
+            expression=combined,
+            X_test=np.column_stack([wt["omega_m_a"], wt["w"]]),
+            y_test=wt["f"],
+            literature=[_linder_w(x, w, "f"), _wang_steinhardt(x, w, "f")],
+            latex_names=LATEX_NAMES,
+        )
+        laws.append(law_f)
+        w_err = law_f.evaluate(law_f.X_test) / law_f.y_test - 1.0
+        g_err = law_w.evaluate(law_w.X_test) - law_w.y_test
+        checks += [
+            Check(
+                "gamma(w=-1) from the w law",
+                g_m1,
+                "0.55 +- 0.01",
+                bool(abs(g_m1 - 0.55) <= 0.01),
+            ),
+            Check(
+                "dgamma/dw at w=-1",
+                slope,
+                "in [0.02, 0.05] (Wang-Steinhardt 0.025 .. Linder 0.05)",
+                bool(0.02 <= slope <= 0.05),
+            ),
+            Check(
+                "max |gamma(w) error| (held-out w)",
+                float(np.max(np.abs(g_err))),
+                "< 0.002",
+                bool(np.max(np.abs(g_err)) < 0.002),
+            ),
+            Check(
+                "max |relative error| of f (wCDM, held out)",
+                float(np.max(np.abs(w_err))),
+                "< 0.01",
+                bool(np.max(np.abs(w_err)) < 0.01),
+            ),
+        ]
+        summary.update(
+            {
+                "gamma_of_w": str(gamma_w),
+                "gamma_at_w_minus_1": g_m1,
+                "dgamma_dw_at_w_minus_1": slope,
+                "max_rel_error_lcdm": float(np.max(np.abs(lcdm_err))),
+                "max_rel_error_wcdm": float(np.max(np.abs(w_err))),
+            }
+        )
+    n_cosmo = int(sum(len(np.unique(t["cosmology"])) for t in data.values()))
+    return ExperimentResult(
+        laws=laws,
+        checks=checks,
+        data={
+            "source": "simulator.growth ODE (RK4, float64), flat w-CDM without radiation",
+            "data file": "growth.h5",
+            "cosmologies": n_cosmo,
+            "training rows (LCDM, wCDM)": f"{len(lcdm['f'])}, {len(data['wcdm']['f'])}",
+            "held-out rows (LCDM, wCDM)": f"{len(lcdm_test['f'])}, {len(data['wcdm_test']['f'])}",
+            "Omega_m today": config["omega_m0"],
+            "a range": f"[{config['a_min']}, 1]",
+            "w range": f"[{config['w_min']}, {config['w_max']}]",
+            "seed": seed,
+        },
+        seeds={"data": seed, "search": seed},
+        summary=summary,
+    )
+
+
+def _linder_gamma(w: np.ndarray) -> np.ndarray:
+    return 0.55 + np.where(w >= -1.0, 0.05, 0.02) * (1.0 + w)
+
+
+def _linder_w(x, w, target: str):
+    import sympy as sp
+
+    from experiments.laws import Literature
+
+    expr = sp.Piecewise((0.55 + 0.05 * (1 + w), w >= -1), (0.55 + 0.02 * (1 + w), True))
+    if target == "f":
+        return Literature(
+            "Linder (2005)",
+            "E. V. Linder, Phys. Rev. D 72, 043529 (2005)",
+            x**expr,
+            lambda X: X[:, 0] ** _linder_gamma(X[:, 1]),
+        )
+    return Literature(
+        "Linder (2005)",
+        "E. V. Linder, Phys. Rev. D 72, 043529 (2005)",
+        expr,
+        lambda X: _linder_gamma(X[:, 0]),
+    )
+
+
+def _wang_steinhardt(x, w, target: str):
+    import sympy as sp
+
+    from experiments.laws import Literature
+
+    expr = 3 * (1 - w) / (5 - 6 * w)
+    gam = lambda wv: 3.0 * (1.0 - wv) / (5.0 - 6.0 * wv)
+    ref = "L. Wang, P. J. Steinhardt, ApJ 508, 483 (1998)"
+    if target == "f":
+        return Literature("Wang & Steinhardt (1998)", ref, x**expr, lambda X: X[:, 0] ** gam(X[:, 1]))
+    return Literature("Wang & Steinhardt (1998)", ref, sp.simplify(expr), lambda X: gam(X[:, 0]))
+
+
+def _gamma_of_w_law(found, w_test: np.ndarray, g_test: np.ndarray, w):
+    """The searched gamma(w) law with literature numbers (value at w = -1, slopes)."""
+    import sympy as sp
+
+    from experiments.laws import Law
+
+    expr = found.expression
+    g = sp.lambdify(w, expr, "numpy")
+    slope_hi = float((g(-0.7) - g(-1.0)) / 0.3)
+    slope_lo = float((g(-1.0) - g(-1.3)) / 0.3)
+    linder = _linder_w(None, w, "gamma")
+    linder = type(linder)(
+        linder.name,
+        linder.reference,
+        linder.expression,
+        linder.predict,
+        [
+            ("gamma(w=-1)", float(g(-1.0)), 0.55),
+            ("mean dgamma/dw on [-1, -0.7]", slope_hi, 0.05),
+            ("mean dgamma/dw on [-1.3, -1]", slope_lo, 0.02),
+        ],
+    )
+    ws = _wang_steinhardt(None, w, "gamma")
+    ws = type(ws)(
+        ws.name,
+        ws.reference,
+        ws.expression,
+        ws.predict,
+        [
+            ("gamma(w=-1)", float(g(-1.0)), 6 / 11),
+            ("dgamma/dw at w=-1", float(sp.diff(expr, w).subs(w, -1.0)), 3 / 121),
+        ],
+    )
+    return Law(
+        title="wCDM: growth index gamma(w) of the LCDM form refitted at each w",
+        target="gamma",
+        variables=("w",),
+        expression=expr,
+        X_test=w_test[:, None],
+        y_test=g_test,
+        constants=found.constants,
+        front=found.front,
+        chosen=found.chosen,
+        literature=[linder, ws],
+        latex_names=LATEX_NAMES,
+        details=dict(found.details),
+    )

@@ -1,0 +1,100 @@
+"""Refit the numerical constants of a discovered form, with uncertainties.
+
+A search engine fits constants by its own loss (usually the mean squared error). Some
+questions are about relative accuracy (a growth rate to 0.5%), so the experiments refit
+the form they were given on the loss the question asks about, by Gauss-Newton
+(``scipy.optimize.least_squares``), and take one-sigma uncertainties from the Jacobian.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+from scipy.optimize import least_squares
+
+
+@dataclass(frozen=True)
+class Refit:
+    """A refitted law.
+
+    Attributes:
+        expression: the law with the refitted constants as numbers.
+        template: the same form with constants as symbols ``names``.
+        names: the constant symbols, in order; values, sigmas: their fits, shape ``(P,)``.
+        rms: root-mean-square residual of the fit (relative or absolute).
+    """
+
+    expression: sp.Expr
+    template: sp.Expr
+    names: tuple[sp.Symbol, ...]
+    values: np.ndarray
+    sigmas: np.ndarray
+    rms: float
+
+
+def free_constants(expr: sp.Expr, prefix: str = "c") -> tuple[sp.Expr, tuple[sp.Symbol, ...], np.ndarray]:
+    """Replace every non-integer number of ``expr`` by a symbol ``prefix0, prefix1, ...``.
+
+    Returns:
+        ``(template, symbols, values)`` with ``values`` the numbers replaced, shape ``(P,)``.
+    """
+    numbers = sorted(
+        {a for a in expr.atoms(sp.Number) if not a.is_Integer}, key=lambda a: sp.default_sort_key(a)
+    )
+    symbols = tuple(sp.Symbol(f"{prefix}{i}", real=True) for i in range(len(numbers)))
+    template = expr.xreplace(dict(zip(numbers, symbols, strict=True)))
+    return template, symbols, np.array([float(a) for a in numbers])
+
+
+def refit(
+    expr: sp.Expr,
+    variables: Sequence[sp.Symbol],
+    X: np.ndarray,
+    y: np.ndarray,
+    relative: bool = True,
+    prefix: str = "c",
+) -> Refit:
+    """Refit the non-integer constants of ``expr`` to data.
+
+    Args:
+        expr: the law as a sympy expression of ``variables`` with numeric constants.
+        variables: the symbols matching the columns of ``X``.
+        X: inputs ``(n, d)``; y: target ``(n,)``.
+        relative: minimise the relative residuals ``(model - y) / y`` (else absolute ones).
+        prefix: name prefix of the constant symbols.
+
+    Returns:
+        The ``Refit``; sigmas from ``s^2 (J^T J)^-1`` with ``s^2`` the residual variance.
+    """
+    X, y = np.asarray(X, float), np.asarray(y, float)
+    template, names, p0 = free_constants(expr, prefix)
+    if relative and np.any(y == 0):
+        raise ValueError("relative=True needs a target without zeros")
+    if not names:
+        resid = sp.lambdify(list(variables), expr, "numpy")(*X.T) - y
+        resid = resid / y if relative else resid
+        rms = float(np.sqrt(np.mean(resid**2)))
+        return Refit(expr, template, names, p0, np.zeros(0), rms)
+    fn = sp.lambdify([*variables, *names], template, "numpy")
+    scale = y if relative else np.ones_like(y)
+
+    def residuals(p: np.ndarray) -> np.ndarray:
+        return (np.broadcast_to(fn(*X.T, *p), y.shape) - y) / scale
+
+    sol = least_squares(residuals, p0, method="lm" if len(y) >= len(p0) else "trf", xtol=1e-14)
+    dof = max(len(y) - len(p0), 1)
+    s2 = float(np.sum(sol.fun**2)) / dof
+    cov = np.linalg.pinv(sol.jac.T @ sol.jac) * s2
+    values = np.asarray(sol.x, float)
+    fitted = template.xreplace({n: sp.Float(v, 8) for n, v in zip(names, values, strict=True)})
+    return Refit(
+        expression=fitted,
+        template=template,
+        names=names,
+        values=values,
+        sigmas=np.sqrt(np.clip(np.diag(cov), 0.0, None)),
+        rms=float(np.sqrt(np.mean(sol.fun**2))),
+    )

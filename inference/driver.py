@@ -1,0 +1,379 @@
+"""Run several chains of a field-level posterior: set-up, warm-up, sampling with checkpoints.
+
+Sequence: preconditioner at the prior mean -> MAP (L-BFGS) in latent space -> preconditioner
+at the MAP -> chain starts (MAP plus a latent standard-normal draw, or prior draws) -> warm-up
+(vmapped over chains) -> sampling in chunks of ``thin`` steps, vmapped over chains and compiled
+once, with the thinned fields stored at the end of each chunk -> ``chain.h5`` rewritten
+atomically every ``checkpoint_every`` steps. Keys are derived from the seed, the chain index and
+the step index only, so a resumed run is identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cosmolaw.pytree import to_dict
+from inference.chain_file import read_arrays, read_tree, write_chain_file
+from inference.fields import bin_centres, power_in_shells, shell_index, shell_mean
+from inference.optimize import find_map
+from inference.posterior import FieldPosterior, Params
+from inference.precondition import (
+    Preconditioner,
+    fisher_preconditioner,
+    latent_logdensity,
+    prior_preconditioner,
+)
+from inference.samplers import SAMPLERS, Sampler, make_sampler
+
+MASS_MATRICES = ("fisher", "prior")
+INITS = ("map", "prior")
+FIELD_NAMES = ("s", "delta_L", "delta")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """How to run the chains.
+
+    Attributes:
+        sampler: one of :data:`inference.samplers.SAMPLERS`.
+        num_samples: sampling steps per chain after warm-up (>= 4).
+        num_warmup: warm-up (tuning) steps per chain (>= 10).
+        num_chains: chains run in parallel with ``vmap`` (>= 1).
+        thin: store the fields every ``thin`` steps (scalars and P(k) are stored every step).
+        checkpoint_every: rewrite ``chain.h5`` after at least this many steps.
+        seed: integer seed of every random choice.
+        mass_matrix: ``"fisher"`` (prior + data Fisher) or ``"prior"``.
+        init: ``"map"`` (MAP plus a latent N(0, 1) draw per chain) or ``"prior"`` (prior draws).
+        map_steps: L-BFGS iterations of the MAP search.
+        fisher_probes: Hutchinson probes of the field Hessian.
+    """
+
+    sampler: str = "mclmc"
+    num_samples: int = 1000
+    num_warmup: int = 300
+    num_chains: int = 4
+    thin: int = 10
+    checkpoint_every: int = 100
+    seed: int = 0
+    mass_matrix: str = "fisher"
+    init: str = "map"
+    map_steps: int = 50
+    fisher_probes: int = 8
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("sampler", self.sampler in SAMPLERS, f"one of {SAMPLERS}"),
+            ("num_samples", self.num_samples >= 4, "an integer >= 4"),
+            ("num_warmup", self.num_warmup >= 10, "an integer >= 10"),
+            ("num_chains", self.num_chains >= 1, "an integer >= 1"),
+            (
+                "thin",
+                self.thin >= 1 and self.num_samples % self.thin == 0,
+                "a divisor of num_samples",
+            ),
+            ("checkpoint_every", self.checkpoint_every >= 1, "an integer >= 1"),
+            ("mass_matrix", self.mass_matrix in MASS_MATRICES, f"one of {MASS_MATRICES}"),
+            ("init", self.init in INITS, f"one of {INITS}"),
+            ("map_steps", self.map_steps >= 1, "an integer >= 1"),
+            ("fisher_probes", self.fisher_probes >= 1, "an integer >= 1"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed: use {allowed}")
+
+
+@dataclasses.dataclass
+class _Setup:
+    """Everything compiled functions close over."""
+
+    posterior: FieldPosterior
+    config: RunConfig
+    precond: Preconditioner
+    sampler: Sampler
+    index: np.ndarray
+    nbins: int
+
+
+def _make_setup(posterior: FieldPosterior, config: RunConfig, precond: Preconditioner) -> _Setup:
+    sampler = make_sampler(config.sampler, latent_logdensity(posterior, precond))
+    nbins = posterior.mesh // 2
+    return _Setup(
+        posterior, config, precond, sampler, shell_index(posterior.mesh, posterior.box), nbins
+    )
+
+
+def prepare(
+    posterior: FieldPosterior, config: RunConfig, key: jax.Array
+) -> tuple[Preconditioner, Params, Params]:
+    """Preconditioner at the MAP, the MAP itself, and the latent starts of the chains.
+
+    Returns:
+        ``(preconditioner, map_params, starts)``; ``starts`` has a leading chain axis.
+    """
+    key_pre, key_pre2, key_init = jax.random.split(key, 3)
+    params0 = posterior.initial_params()
+    precond = _preconditioner(posterior, config, params0, key_pre)
+    x_map, _ = find_map(
+        latent_logdensity(posterior, precond), precond.to_latent(params0), config.map_steps
+    )
+    map_params = precond.to_params(x_map)
+    precond = _preconditioner(posterior, config, map_params, key_pre2)
+    center = precond.to_latent(map_params)
+    keys = jax.random.split(key_init, config.num_chains)
+    if config.init == "map":
+        starts = jax.vmap(lambda k: _add_normal(k, center, 1.0))(keys)
+    else:
+        starts = jax.vmap(lambda k: precond.to_latent(_prior_draw(k, posterior)))(keys)
+    return precond, map_params, starts
+
+
+def _preconditioner(posterior, config, params, key) -> Preconditioner:
+    if config.mass_matrix == "prior":
+        return prior_preconditioner(posterior, params)
+    return fisher_preconditioner(posterior, params, key, num_probes=config.fisher_probes)
+
+
+def _add_normal(key: jax.Array, tree: Any, scale: float) -> Any:
+    leaves, treedef = jax.tree.flatten(tree)
+    keys = jax.random.split(key, len(leaves))
+    noisy = [
+        x + scale * jax.random.normal(k, jnp.shape(x), jnp.float32)
+        for x, k in zip(leaves, keys, strict=True)
+    ]
+    return jax.tree.unflatten(treedef, noisy)
+
+
+def _prior_draw(key: jax.Array, posterior: FieldPosterior) -> Params:
+    key_s, key_p = jax.random.split(key)
+    params = posterior.initial_params(jax.random.normal(key_s, (posterior.mesh,) * 3, jnp.float32))
+    names = posterior.scalar_names
+    z = jax.random.normal(key_p, (len(names),), jnp.float32)
+    for i, name in enumerate(names):
+        g, n = name.split("/")
+        mean, std = posterior.priors[g][n]
+        params[g][n] = jnp.float32(mean) + jnp.float32(std) * z[i]
+    return params
+
+
+def _pk_linear(setup: _Setup, params: Params) -> jax.Array:
+    delta_l = setup.posterior.linear(params["s"], params.get("cosmo", {}))
+    return power_in_shells(delta_l, setup.posterior.box, setup.index, setup.nbins)
+
+
+def prior_pk_linear(posterior: FieldPosterior, params: Params) -> np.ndarray:
+    """Prior expectation of the binned P(k) of delta_L [(Mpc/h)^3] at the scalars of ``params``.
+
+    ``linear`` is a Fourier filter of ``s``: its response to a unit impulse is the filter
+    ``T(k)``, and ``<P(k)> = V_box |T(k)|^2 / N_cells`` for unit white noise.
+    """
+    m = posterior.mesh
+    impulse = jnp.zeros((m,) * 3, jnp.float32).at[0, 0, 0].set(1.0)
+    tk = jnp.fft.rfftn(posterior.linear(impulse, params.get("cosmo", {})))
+    index = shell_index(m, posterior.box)
+    mean_t2 = shell_mean(jnp.abs(tk) ** 2, index, m // 2)
+    return np.asarray(mean_t2 * posterior.box**3 / m**3)
+
+
+def _chunk_fn(setup: _Setup, length: int) -> Callable:
+    """Compiled ``(states, tunings, chain_keys, start) -> (states, records, fields)``."""
+    sampler, precond, posterior = setup.sampler, setup.precond, setup.posterior
+
+    def one_chain(state, tuning, chain_key, start):
+        def body(state, i):
+            state, info = sampler.step(jax.random.fold_in(chain_key, start + i), state, tuning)
+            params = precond.to_params(sampler.position(state))
+            record = {
+                "scalars": posterior.scalar_vector(params),
+                "logdensity": state.logdensity,
+                "pk_linear": _pk_linear(setup, params),
+                **{f"info/{k}": v for k, v in info._asdict().items()},
+            }
+            return state, record
+
+        state, records = jax.lax.scan(body, state, jnp.arange(length))
+        params = precond.to_params(sampler.position(state))
+        fields = {"s": params["s"], **posterior.fields(params)}
+        return state, records, fields
+
+    return jax.jit(jax.vmap(one_chain, in_axes=(0, 0, 0, None)))
+
+
+def _warmup_fn(setup: _Setup) -> Callable:
+    warm = partial(_warmup_one, setup.sampler, setup.config.num_warmup)
+    return jax.jit(jax.vmap(warm))
+
+
+def _warmup_one(sampler: Sampler, num_warmup: int, key, position):
+    return sampler.warmup(key, position, num_warmup)
+
+
+def _keys(seed: int, num_chains: int) -> dict[str, jax.Array]:
+    root = jax.random.PRNGKey(seed)
+    key_prep, key_warm, key_sample = jax.random.split(root, 3)
+    return {
+        "prepare": key_prep,
+        "warmup": jax.random.split(key_warm, num_chains),
+        "sample": jax.random.split(key_sample, num_chains),
+    }
+
+
+class ChainRun:
+    """The state of a run between chunks: compiled functions, sampler states and traces."""
+
+    def __init__(self, setup: _Setup, states: Any, tunings: Any, arrays: dict, steps_done: int):
+        self.setup = setup
+        self.states = states
+        self.tunings = tunings
+        self.arrays = arrays
+        self.steps_done = steps_done
+        self._chunk = _chunk_fn(setup, setup.config.thin)
+
+    def advance(self, chain_keys: jax.Array) -> dict[str, np.ndarray]:
+        """Run ``thin`` more steps of every chain; append their records and fields."""
+        self.states, records, fields = self._chunk(
+            self.states, self.tunings, chain_keys, self.steps_done
+        )
+        records = jax.tree.map(np.asarray, records)
+        for name, value in records.items():
+            _append(self.arrays, f"samples/{name}" if "/" not in name else name, value, axis=1)
+        for name, value in fields.items():
+            _append(self.arrays, f"fields/{name}", np.asarray(value)[:, None], axis=1)
+        self.steps_done += self.setup.config.thin
+        _append(self.arrays, "fields/step", np.array([self.steps_done]), axis=0)
+        return records
+
+    def save(self, path: Path, attrs: dict[str, Any]) -> None:
+        """Write ``chain.h5`` atomically with the current traces and checkpoint."""
+        complete = self.steps_done >= self.setup.config.num_samples
+        write_chain_file(
+            path,
+            self.arrays,
+            {"state": self.states, "tuning": self.tunings, "precond": self.setup.precond},
+            {**attrs, "steps_done": self.steps_done, "complete": complete},
+        )
+
+
+def _append(arrays: dict, name: str, value: np.ndarray, axis: int) -> None:
+    arrays[name] = value if name not in arrays else np.concatenate([arrays[name], value], axis)
+
+
+def run_chains(
+    posterior: FieldPosterior,
+    config: RunConfig,
+    out_dir: str | Path,
+    truth: dict[str, np.ndarray] | None = None,
+    posterior_attrs: dict[str, Any] | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> Path:
+    """Sample ``posterior`` into ``out_dir/chain.h5``, resuming from it if it exists.
+
+    Args:
+        posterior: the posterior.
+        config: run configuration; on resume it must be the one the file was started with.
+        out_dir: run directory.
+        truth: optional true fields ``{"s", "delta_L", "delta"}``, stored for the report.
+        posterior_attrs: JSON-able description of the data/model, stored as an attribute.
+        progress: show a tqdm progress bar.
+        stop_after: stop (as an interruption would) once this many steps are done; the
+            checkpoint is written first.
+
+    Returns:
+        Path of ``chain.h5``.
+    """
+    out = Path(out_dir)
+    path = out / "chain.h5"
+    attrs = {
+        "config": to_dict(config),
+        "posterior": posterior_attrs or {"name": posterior.name},
+        "scalar_names": posterior.scalar_names,
+        "mesh": posterior.mesh,
+        "box": posterior.box,
+    }
+    keys = _keys(config.seed, config.num_chains)
+    if path.exists():
+        run = _resume(posterior, config, path)
+    else:
+        run = _start(posterior, config, keys, truth)
+        run.save(path, attrs)
+    target = config.num_samples if stop_after is None else min(stop_after, config.num_samples)
+    _sample(run, keys["sample"], path, attrs, target, progress)
+    return path
+
+
+def _start(posterior, config, keys, truth) -> ChainRun:
+    precond, map_params, starts = prepare(posterior, config, keys["prepare"])
+    setup = _make_setup(posterior, config, precond)
+    states, tunings, warm_grads = _warmup_fn(setup)(keys["warmup"], starts)
+    init_params = jax.vmap(precond.to_params)(starts)
+    arrays: dict[str, np.ndarray] = {
+        "k": bin_centres(posterior.mesh, posterior.box),
+        "prior/pk_linear": prior_pk_linear(posterior, map_params),
+        "init/pk_linear": np.asarray(jax.vmap(partial(_pk_linear, setup))(init_params)),
+        "warmup/num_grads": np.asarray(warm_grads),
+        "map/s": np.asarray(map_params["s"]),
+        **{f"map/{k}": np.asarray(v) for k, v in posterior.fields(map_params).items()},
+    }
+    for name, value in (truth or {}).items():
+        arrays[f"truth/{name}"] = np.asarray(value, np.float32)
+    return ChainRun(setup, states, tunings, arrays, 0)
+
+
+def _resume(posterior, config, path) -> ChainRun:
+    arrays, attrs = read_arrays(path)
+    if attrs.get("config") != to_dict(config):
+        raise ValueError(
+            f"resume: the run configuration differs from the one in {path} "
+            f"(stored {attrs.get('config')})"
+        )
+    template_pre = prior_preconditioner(posterior, posterior.initial_params())
+    precond = read_tree(path, "precond", template_pre)
+    precond = jax.tree.map(jnp.asarray, precond)
+    setup = _make_setup(posterior, config, precond)
+    start = jax.vmap(lambda _: precond.to_latent(posterior.initial_params()))(
+        jnp.arange(config.num_chains)
+    )
+    keys = _keys(config.seed, config.num_chains)
+    states_t, tunings_t, _ = jax.eval_shape(_warmup_fn(setup), keys["warmup"], start)
+    states = jax.tree.map(jnp.asarray, read_tree(path, "state", states_t))
+    tunings = jax.tree.map(jnp.asarray, read_tree(path, "tuning", tunings_t))
+    return ChainRun(setup, states, tunings, arrays, int(attrs["steps_done"]))
+
+
+def _sample(run: ChainRun, chain_keys, path: Path, attrs: dict, target: int, progress: bool):
+    from tqdm.auto import tqdm
+
+    config = run.setup.config
+    last_saved = run.steps_done
+    bar = tqdm(
+        total=config.num_samples,
+        initial=run.steps_done,
+        desc=f"{config.sampler} x{config.num_chains}",
+        disable=not progress,
+        unit="step",
+    )
+    grads = int(np.sum(run.arrays.get("info/num_grads", 0))) + int(
+        np.sum(run.arrays["warmup/num_grads"])
+    )
+    while run.steps_done < target:
+        records = run.advance(chain_keys)
+        grads += int(np.sum(records["info/num_grads"]))
+        bar.update(config.thin)
+        bar.set_postfix(
+            acc=f"{np.mean(records['info/acceptance']):.2f}",
+            eps=f"{np.mean(records['info/step_size']):.3g}",
+            dH=f"{np.mean(np.abs(records['info/energy_error'])):.3g}",
+            grads=grads,
+        )
+        if run.steps_done - last_saved >= config.checkpoint_every or run.steps_done >= target:
+            run.save(path, attrs)
+            last_saved = run.steps_done
+    bar.close()

@@ -1,0 +1,150 @@
+"""Posteriors for concrete data models.
+
+- :func:`linear_gaussian_posterior`: data = delta_L + Gaussian noise, whose posterior is the
+  analytic Wiener filter (the reference every sampler is tested against).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from inference.fields import fourier_filter
+from inference.posterior import FieldPosterior
+
+
+def linear_gaussian_posterior(data: Array, transfer: Array, box: float, noise_std: float):
+    """Posterior of white noise ``s`` given ``data = irfft(rfft(s) * transfer) + noise``.
+
+    Args:
+        data: observed field, shape ``(m, m, m)``.
+        transfer: rfft-shaped ``(m, m, m//2+1)`` real filter, ``sqrt(P(k) / V_cell)`` for a
+            linear density contrast of power spectrum ``P`` [(Mpc/h)^3] on cells of volume
+            ``V_cell`` [(Mpc/h)^3].
+        box: box side [Mpc/h].
+        noise_std: per-cell noise standard deviation (> 0).
+    """
+    data = jnp.asarray(data, jnp.float32)
+    mesh = data.shape[0]
+    if data.shape != (mesh,) * 3:
+        raise ValueError(f"data shape {data.shape} is not allowed: need a cubic (m, m, m) mesh")
+    if np.shape(transfer) != (mesh, mesh, mesh // 2 + 1):
+        raise ValueError(
+            f"transfer shape {np.shape(transfer)} does not match the data mesh {mesh}: "
+            f"need {(mesh, mesh, mesh // 2 + 1)}"
+        )
+    if not noise_std > 0:
+        raise ValueError(f"noise_std={noise_std} is not allowed: need a positive value")
+    transfer = jnp.asarray(transfer, jnp.float32)
+
+    def linear(s: Array, cosmo) -> Array:
+        return fourier_filter(s, transfer)
+
+    def loglik(fields, bias, noise) -> Array:
+        return -0.5 * jnp.sum(jnp.square((data - fields["delta"]) / noise_std))
+
+    return FieldPosterior(
+        mesh, box, linear, lambda delta_l, cosmo: delta_l, loglik, priors={}, name="linear Gaussian"
+    )
+
+
+#: Forward models of :func:`counts_posterior` (names shared with ``cosmolaw mock``).
+FORWARD_MODELS = ("lpt1", "lpt2", "pm")
+#: Cosmological parameters that can be sampled.
+COSMO_PARAMS = ("Omega_m", "sigma8")
+
+
+def default_priors(defaults: dict[str, float], names: list[str]) -> dict[str, tuple[float, float]]:
+    """Broad Gaussian priors centred on ``defaults``: std half the value (1 for a zero value)."""
+    return {n: (float(defaults[n]), 0.5 * abs(float(defaults[n])) or 1.0) for n in names}
+
+
+def counts_posterior(
+    counts: np.ndarray,
+    selection: np.ndarray,
+    conf,
+    cosmo,
+    obs,
+    model: str = "lpt1",
+    bias_priors: dict[str, tuple[float, float]] | None = None,
+    cosmo_priors: dict[str, tuple[float, float]] | None = None,
+    noise_priors: dict[str, tuple[float, float]] | None = None,
+) -> FieldPosterior:
+    """Posterior of white noise and parameters given galaxy counts on the mesh.
+
+    Forward model: ``s -> delta_L = linear_field(s)`` (a = 1) -> 1LPT/2LPT to ``a_stop``
+    (``model = "lpt1"/"lpt2"``) or LPT to ``a_start`` then ``conf.steps`` PM steps with adjoint
+    gradients (``"pm"``) -> redshift space and CIC (``obs.rsd``) -> ``delta``. Observation:
+    ``lam = nbar_cell * selection * F(delta; bias)``, likelihood ``obs.noise`` over the cells
+    with ``selection > 0``.
+
+    Args:
+        counts, selection: data on the mesh ``(m, m, m)`` (validated here).
+        conf: ``simulator.config.SimConfig`` (mesh, box, times, steps).
+        cosmo: ``simulator.cosmology.Cosmology``; parameters not sampled stay fixed.
+        obs: ``simulator.mock.Observation`` (bias law, nbar, noise, RSD); its bias and noise
+            parameter values are used for those not sampled.
+        model: one of :data:`FORWARD_MODELS`.
+        bias_priors, cosmo_priors, noise_priors: ``{name: (mean, std)}`` of the sampled
+            parameters; ``None`` samples every bias parameter with :func:`default_priors`
+            around the law's defaults, and no cosmological or noise parameter.
+    """
+    import dataclasses
+
+    from inference.data import validate_counts
+    from simulator import ic, lpt, nbody
+    from simulator.growth import growth_table
+    from simulator.mock import expected_counts, observed_density
+
+    if model not in FORWARD_MODELS:
+        raise ValueError(f"model={model!r} is not allowed: use one of {FORWARD_MODELS}")
+    validate_counts(counts, selection, conf.mesh)
+    law, noise_model = obs.law, obs.noise_model()
+    fixed_bias = dict(obs.bias_params)
+    if bias_priors is None:
+        defaults = dataclasses.asdict(law.params_type()) if law.params_type else fixed_bias
+        bias_priors = default_priors(defaults, list(fixed_bias))
+    cosmo_priors = dict(cosmo_priors or {})
+    for name, table in (("bias", bias_priors), ("noise", noise_priors or {})):
+        known = fixed_bias if name == "bias" else dict(obs.noise_params)
+        for pname in table:
+            if pname not in known:
+                raise ValueError(f"{name} parameter {pname!r} is unknown: use one of {list(known)}")
+    for pname in cosmo_priors:
+        if pname not in COSMO_PARAMS:
+            raise ValueError(f"cosmology parameter {pname!r} is not allowed: use {COSMO_PARAMS}")
+    if model != "pm":
+        conf = dataclasses.replace(conf, lpt_order=1 if model == "lpt1" else 2)
+    fixed_table = growth_table(cosmo) if not cosmo_priors else None
+    counts = jnp.asarray(counts, jnp.float32)
+    sel = jnp.asarray(selection, jnp.float32)
+    mask = sel > 0
+
+    def cosmology(values):
+        return dataclasses.replace(cosmo, **values) if values else cosmo
+
+    def linear(s, cosmo_values):
+        return ic.linear_field(s, cosmology(cosmo_values), conf)
+
+    def evolve(delta_l, cosmo_values):
+        c = cosmology(cosmo_values)
+        table = fixed_table if fixed_table is not None else growth_table(c)
+        if model == "pm":
+            state, _ = nbody.nbody(lpt.lpt(delta_l, table, conf), c, table, conf)
+        else:
+            state = lpt.lpt(delta_l, table, conf, a=conf.a_stop)
+        return observed_density(state.disp, state.vel, conf, obs.rsd)
+
+    def loglik(fields, bias, noise):
+        values = {**fixed_bias, **bias}
+        bias_params = law.params_type(**values) if law.params_type else values
+        lam = expected_counts(fields["delta"], law, bias_params, obs.nbar_cell, sel)
+        nm = dataclasses.replace(noise_model, **noise) if noise else noise_model
+        return nm.log_likelihood(counts, lam, mask)
+
+    priors = {"bias": bias_priors, "cosmo": cosmo_priors, "noise": dict(noise_priors or {})}
+    name = f"{model} + {law.name} bias + {obs.noise} counts on {conf.mesh}^3"
+    return FieldPosterior(
+        conf.mesh, conf.box, linear, evolve, loglik, {g: t for g, t in priors.items() if t}, name
+    )

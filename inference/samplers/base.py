@@ -1,0 +1,47 @@
+"""The interface every sampler offers the driver: warm-up, one step, and a per-step summary.
+
+Samplers work on a latent pytree (see :mod:`inference.precondition`); their states are
+BlackJAX-style NamedTuples. All functions are pure and compose with ``jit``, ``vmap`` and
+``lax.scan``: the driver vmaps them over chains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from jax import Array
+
+
+class StepInfo(NamedTuple):
+    """What one transition reports, common to all samplers (scalars per chain).
+
+    acceptance: Metropolis acceptance probability (1 for unadjusted MCLMC).
+    energy_error: Delta H of the trajectory (MCLMC: its energy change).
+    num_grads: gradient evaluations spent in this step.
+    divergent: whether the trajectory diverged (or, for MCLMC, returned NaN).
+    tree_depth: NUTS tree depth (0 for fixed-length samplers).
+    step_size: integrator step size used.
+    """
+
+    acceptance: Array
+    energy_error: Array
+    num_grads: Array
+    divergent: Array
+    tree_depth: Array
+    step_size: Array
+
+
+class Sampler(NamedTuple):
+    """A tuned-sampler recipe.
+
+    warmup: ``(key, position, num_steps) -> (state, tuning, num_grads)``: initialise at
+        ``position`` and adapt the tuning parameters in ``num_steps`` steps.
+    step: ``(key, state, tuning) -> (state, StepInfo)``.
+    position: ``state -> position``.
+    """
+
+    name: str
+    warmup: Callable[[Array, Any, int], tuple[Any, Any, Array]]
+    step: Callable[[Array, Any, Any], tuple[Any, StepInfo]]
+    position: Callable[[Any], Any]

@@ -1,0 +1,205 @@
+"""Cloud-in-cell (CIC) paint (scatter) and readout (gather) on periodic meshes.
+
+Positions are in mesh-cell units (any real value; wrapped periodically), so a particle
+at ``x`` Mpc/h sits at ``x * n / box``. Particles are processed in chunks of
+``chunk_size`` with ``lax.scan``, so temporary memory is ``~8 x chunk_size`` values
+rather than ``8 x N``.
+
+``paint`` and ``readout`` carry custom VJPs: the transpose of a paint is a readout and vice
+versa, and the position cotangent is one more gather with the gradient of the CIC kernel,
+so reverse mode stores nothing but the inputs. ``paint_plain``/``readout_plain`` are the
+same maps without custom rules (for forward-mode ``jvp``).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+def _stencil(pos: Array, n: int) -> tuple[Array, tuple[Array, Array, Array]]:
+    """Flat indices of the 8 neighbouring cells ``(M, 2, 2, 2)`` and per-axis weights
+    ``(M, 2)`` (lower and upper cell) along x, y and z."""
+    base = jnp.floor(pos)
+    frac = pos - base
+    base = base.astype(jnp.int32)
+    idx = [jnp.stack([base[:, j] % n, (base[:, j] + 1) % n], axis=-1) for j in range(3)]
+    wts = tuple(jnp.stack([1.0 - frac[:, j], frac[:, j]], axis=-1) for j in range(3))
+    flat = (idx[0][:, :, None, None] * n + idx[1][:, None, :, None]) * n + idx[2][:, None, None, :]
+    return flat.reshape(-1, 8), wts
+
+
+def _outer(wx: Array, wy: Array, wz: Array) -> Array:
+    """Product weights of the 8 corners, ``(M, 8)``."""
+    return (wx[:, :, None, None] * wy[:, None, :, None] * wz[:, None, None, :]).reshape(-1, 8)
+
+
+def _take(mesh: Array, flat: Array) -> Array:
+    return mesh.at[flat].get(mode="promise_in_bounds")
+
+
+def _paint_chunk(mesh: Array, pos: Array, vals: Array, n: int) -> Array:
+    flat, wts = _stencil(pos, n)
+    upd = _outer(*wts)[..., None] * vals[:, None, :]
+    return mesh.at[flat.reshape(-1)].add(
+        upd.reshape(-1, vals.shape[-1]), mode="promise_in_bounds"
+    )
+
+
+def _readout_chunk(mesh: Array, pos: Array, n: int) -> Array:
+    flat, wts = _stencil(pos, n)
+    return jnp.einsum("mc,mcv->mv", _outer(*wts), _take(mesh, flat))
+
+
+def _pos_grad_chunk(mesh: Array, pos: Array, vals: Array, n: int) -> Array:
+    """sum_corners grad_x W_c(x) (mesh[c] . vals): the position cotangent of both maps."""
+    flat, (wx, wy, wz) = _stencil(pos, n)
+    s = jnp.einsum("mcv,mv->mc", _take(mesh, flat), vals)
+    dw = jnp.broadcast_to(jnp.array([-1.0, 1.0], pos.dtype), wx.shape)
+    grads = [_outer(dw, wy, wz), _outer(wx, dw, wz), _outer(wx, wy, dw)]
+    return jnp.stack([jnp.sum(s * g, axis=-1) for g in grads], axis=-1)
+
+
+def _chunks(x: Array, chunk: int) -> Array:
+    """Zero-pad the leading axis to a multiple of ``chunk`` and split it into chunks."""
+    pad = (-x.shape[0]) % chunk
+    x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
+    return x.reshape(-1, chunk, *x.shape[1:])
+
+
+def _scatter(pos: Array, vals: Array, n: int, chunk: int) -> Array:
+    mesh = jnp.zeros((n**3, vals.shape[-1]), vals.dtype)
+    if pos.shape[0] <= chunk:
+        return _paint_chunk(mesh, pos, vals, n)
+
+    def body(m, pv):
+        return _paint_chunk(m, pv[0], pv[1], n), None
+
+    mesh, _ = jax.lax.scan(body, mesh, (_chunks(pos, chunk), _chunks(vals, chunk)))
+    return mesh
+
+
+def _gather(fn, mesh: Array, pos: Array, vals: Array | None, n: int, chunk: int) -> Array:
+    num = pos.shape[0]
+    if num <= chunk:
+        return fn(mesh, pos, n) if vals is None else fn(mesh, pos, vals, n)
+    xs = (_chunks(pos, chunk),) if vals is None else (_chunks(pos, chunk), _chunks(vals, chunk))
+
+    def body(_, x):
+        return None, fn(mesh, *x, n)
+
+    _, out = jax.lax.scan(body, None, xs)
+    return out.reshape(-1, out.shape[-1])[:num]
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _paint_vjp(pos: Array, vals: Array, n: int, chunk: int) -> Array:
+    return _scatter(pos, vals, n, chunk)
+
+
+def _paint_fwd(pos, vals, n, chunk):
+    return _scatter(pos, vals, n, chunk), (pos, vals)
+
+
+def _paint_bwd(n, chunk, res, ct):
+    pos, vals = res
+    pos_ct = _gather(_pos_grad_chunk, ct, pos, vals, n, chunk)
+    vals_ct = _gather(_readout_chunk, ct, pos, None, n, chunk)
+    return pos_ct, vals_ct
+
+
+_paint_vjp.defvjp(_paint_fwd, _paint_bwd)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _readout_vjp(mesh: Array, pos: Array, n: int, chunk: int) -> Array:
+    return _gather(_readout_chunk, mesh, pos, None, n, chunk)
+
+
+def _readout_fwd(mesh, pos, n, chunk):
+    return _gather(_readout_chunk, mesh, pos, None, n, chunk), (mesh, pos)
+
+
+def _readout_bwd(n, chunk, res, ct):
+    mesh, pos = res
+    return _scatter(pos, ct, n, chunk), _gather(_pos_grad_chunk, mesh, pos, ct, n, chunk)
+
+
+_readout_vjp.defvjp(_readout_fwd, _readout_bwd)
+
+
+def _as_columns(pos: Array, weights: Array | None) -> tuple[Array, bool]:
+    if weights is None:
+        return jnp.ones((pos.shape[0], 1), pos.dtype), True
+    weights = jnp.asarray(weights, pos.dtype)
+    return (weights[:, None], True) if weights.ndim == 1 else (weights, False)
+
+
+def paint(
+    pos: Array,
+    n: int,
+    weights: Array | None = None,
+    chunk_size: int = 2**20,
+    custom_vjp: bool = True,
+) -> Array:
+    """CIC-assign particles to a periodic mesh.
+
+    Args:
+        pos: positions in mesh-cell units, shape ``(N, 3)``.
+        n: mesh cells per side.
+        weights: ``None`` (unit mass), shape ``(N,)`` or ``(N, C)``.
+        chunk_size: particles per chunk.
+        custom_vjp: use the custom VJP (reverse mode); ``False`` gives the plain JAX map,
+            which also supports forward mode.
+
+    Returns:
+        Mesh of shape ``(n, n, n)`` (or ``(n, n, n, C)``) holding the summed weights.
+    """
+    vals, scalar = _as_columns(pos, weights)
+    fn = _paint_vjp if custom_vjp else _scatter
+    mesh = fn(pos, vals, n, chunk_size)
+    return mesh.reshape(n, n, n) if scalar else mesh.reshape(n, n, n, -1)
+
+
+def readout(mesh: Array, pos: Array, chunk_size: int = 2**20, custom_vjp: bool = True) -> Array:
+    """CIC-interpolate a periodic mesh at particle positions.
+
+    Args:
+        mesh: shape ``(n, n, n)`` or ``(n, n, n, C)``.
+        pos: positions in mesh-cell units, shape ``(N, 3)``.
+        chunk_size: particles per chunk.
+        custom_vjp: see :func:`paint`.
+
+    Returns:
+        Values of shape ``(N,)`` (or ``(N, C)``).
+    """
+    n = mesh.shape[0]
+    flat = mesh.reshape(n**3, -1)
+    if custom_vjp:
+        out = _readout_vjp(flat, pos, n, chunk_size)
+    else:
+        out = _gather(_readout_chunk, flat, pos, None, n, chunk_size)
+    return out[:, 0] if mesh.ndim == 3 else out
+
+
+def readout_position_vjp(mesh: Array, pos: Array, ct: Array, chunk_size: int = 2**20) -> Array:
+    """Cotangent of the positions of ``readout(mesh, pos)`` for output cotangent ``ct``.
+
+    Args:
+        mesh: shape ``(n, n, n, C)``; pos: ``(N, 3)`` cell units; ct: ``(N, C)``.
+
+    Returns:
+        Position cotangent, shape ``(N, 3)``, in 1 / cell units.
+    """
+    n = mesh.shape[0]
+    return _gather(_pos_grad_chunk, mesh.reshape(n**3, -1), pos, ct, n, chunk_size)
+
+
+def paint_position_vjp(mesh_ct: Array, pos: Array, chunk_size: int = 2**20) -> Array:
+    """Cotangent of the positions of the unit-mass ``paint(pos, n)`` for mesh cotangent
+    ``mesh_ct`` of shape ``(n, n, n)``; returns shape ``(N, 3)``."""
+    n = mesh_ct.shape[0]
+    ones = jnp.ones((pos.shape[0], 1), pos.dtype)
+    return _gather(_pos_grad_chunk, mesh_ct.reshape(n**3, 1), pos, ones, n, chunk_size)

@@ -1,0 +1,189 @@
+"""Ensembles of simulations distributed over MPI ranks (mpi4py).
+
+``run_ensemble`` gives member ``i`` (seed ``first_seed + i``) to rank ``i mod size``. Each
+rank runs its members with ``simulator.pipeline.simulate`` on its own devices and writes
+its own part ``DIR/parts/part-RRRR-of-SSSS.h5`` atomically; after a barrier rank 0 merges
+the parts, in member order, into ``DIR/ensemble.h5`` (also atomic) with ``DIR/config.toml``
+and removes the parts. A rerun after an interruption reuses the parts that were complete.
+
+``ensemble.h5`` holds ``seeds`` ``(M,)``, ``fields/delta`` ``(M, mesh, mesh, mesh)`` (unless
+``keep_fields=False``), ``power/k`` ``(nbins,)``, ``power/pk`` ``(M, nbins)`` and
+``power/pk_linear`` ``(nbins,)``; the configuration, cosmology and ensemble size are file
+attributes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cosmolaw.io import atomic_h5, set_attrs, write_toml
+from cosmolaw.pytree import to_dict
+from simulator.config import SimConfig
+from simulator.cosmology import Cosmology
+
+ENSEMBLE_FILE = "ensemble.h5"
+PARTS_DIR = "parts"
+
+
+def rank_members(count: int, rank: int, size: int) -> range:
+    """Member indices of ``rank`` among ``size`` ranks (round robin)."""
+    return range(rank, count, size)
+
+
+def _check(count: int, first_seed: int) -> None:
+    for name, value, low in (("count", count, 1), ("first_seed", first_seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name}={value!r} is invalid: must be an integer >= {low}")
+
+
+def _metadata(count: int, first_seed: int, cosmo: Cosmology, conf: SimConfig) -> dict[str, Any]:
+    return {
+        "config": to_dict(conf),
+        "cosmology": to_dict(cosmo),
+        "ensemble": {"count": count, "first_seed": first_seed},
+    }
+
+
+def _part_path(out_dir: Path, rank: int, size: int) -> Path:
+    return out_dir / PARTS_DIR / f"part-{rank:04d}-of-{size:04d}.h5"
+
+
+def _part_is_complete(path: Path, signature: str) -> bool:
+    import h5py
+
+    if not path.exists():
+        return False
+    with h5py.File(path, "r") as f:
+        return f.attrs.get("signature") == signature
+
+
+def _run_members(members: range, first_seed: int, cosmo, conf, keep_fields, show) -> dict:
+    from tqdm.auto import tqdm
+
+    from simulator.measure import power_spectrum
+    from simulator.pipeline import simulate
+
+    deltas, pks, k = [], [], None
+    for i in tqdm(members, desc="ensemble members", unit="sim", disable=not show):
+        delta = simulate(cosmo, conf, first_seed + i).delta
+        spec = power_spectrum(delta, conf.box)
+        k = np.asarray(spec.k)
+        pks.append(np.asarray(spec.power))
+        if keep_fields:
+            deltas.append(np.asarray(delta))
+    n, nbins = conf.mesh, conf.mesh // 2
+    return {
+        "index": np.asarray(members, np.int64),
+        "k": np.zeros(nbins) if k is None else k,
+        "pk": np.asarray(pks).reshape(-1, nbins),
+        "delta": np.asarray(deltas, conf.dtype).reshape(-1, n, n, n) if keep_fields else None,
+    }
+
+
+def _write_part(path: Path, data: dict, signature: str) -> None:
+    with atomic_h5(path) as f:
+        f.attrs["signature"] = signature
+        for name, value in data.items():
+            if value is not None:
+                f.create_dataset(name, data=value)
+
+
+def _merge(out_dir: Path, size: int, meta: dict, cosmo: Cosmology, conf: SimConfig) -> Path:
+    import h5py
+
+    from simulator.linear_power import linear_power
+
+    parts = [h5py.File(_part_path(out_dir, r, size), "r") for r in range(size)]
+    try:
+        index = np.concatenate([p["index"][()] for p in parts])
+        order = np.argsort(index)
+        k = next((p["k"][()] for p in parts if len(p["index"])), parts[0]["k"][()])
+        pk = np.concatenate([p["pk"][()] for p in parts])[order]
+        has_fields = "delta" in parts[0]
+        delta = np.concatenate([p["delta"][()] for p in parts])[order] if has_fields else None
+    finally:
+        for p in parts:
+            p.close()
+    first_seed = meta["ensemble"]["first_seed"]
+    path = out_dir / ENSEMBLE_FILE
+    with atomic_h5(path) as f:
+        set_attrs(f, {**meta, "ensemble": {**meta["ensemble"], "ranks": size}})
+        _dataset(f, "seeds", index[order] + first_seed, "1", "white-noise seed of each member")
+        if delta is not None:
+            _dataset(f, "fields/delta", delta, "1", f"CIC density contrast at a={conf.a_stop:g}")
+        _dataset(f, "power/k", k, "h/Mpc", "mode-weighted mean |k| of each shell")
+        _dataset(f, "power/pk", pk, "(Mpc/h)^3", "power spectrum of each member's delta")
+        pk_lin = np.asarray(linear_power(k, cosmo, conf.a_stop))
+        _dataset(f, "power/pk_linear", pk_lin, "(Mpc/h)^3", f"linear P(k) at a={conf.a_stop:g}")
+    write_toml(out_dir / "config.toml", meta)
+    for r in range(size):
+        _part_path(out_dir, r, size).unlink()
+    (out_dir / PARTS_DIR).rmdir()
+    return path
+
+
+def _dataset(group, name: str, data, units: str, description: str) -> None:
+    ds = group.create_dataset(name, data=np.asarray(data))
+    ds.attrs["units"] = units
+    ds.attrs["description"] = description
+
+
+def run_ensemble(
+    count: int,
+    cosmo: Cosmology,
+    conf: SimConfig,
+    out_dir: str | os.PathLike,
+    first_seed: int = 0,
+    keep_fields: bool = True,
+    progress: bool = True,
+    comm: Any = None,
+) -> Path | None:
+    """Run ``count`` simulations with seeds ``first_seed + i`` over the MPI ranks.
+
+    Collective: every rank of ``comm`` must call it with the same arguments (e.g. under
+    ``mpiexec -n P``); a plain ``python`` run is one rank doing everything.
+
+    Args:
+        count: ensemble size ``M >= 1``.
+        cosmo: cosmology; conf: simulation configuration (shared by the members).
+        out_dir: run directory for ``ensemble.h5``, ``config.toml`` and the parts.
+        first_seed: seed of member 0 (``>= 0``).
+        keep_fields: store every member's final density contrast (``M mesh^3`` values).
+        progress: tqdm bar over rank 0's members.
+        comm: mpi4py communicator; default ``MPI.COMM_WORLD``.
+
+    Returns:
+        Path of ``ensemble.h5`` on rank 0, ``None`` on the other ranks.
+    """
+    _check(count, first_seed)
+    cosmo.validate()
+    conf.validate()
+    if comm is None:
+        from mpi4py import MPI
+
+        comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    out_dir = Path(out_dir)
+    meta = _metadata(count, first_seed, cosmo, conf)
+    signature = json.dumps({**meta, "ranks": size, "keep_fields": keep_fields}, sort_keys=True)
+    part = _part_path(out_dir, rank, size)
+    try:
+        if not _part_is_complete(part, signature):
+            members = rank_members(count, rank, size)
+            data = _run_members(members, first_seed, cosmo, conf, keep_fields, progress and rank == 0)
+            _write_part(part, data, signature)
+    except Exception as err:  # one failed rank would leave the others waiting forever
+        if size == 1:
+            raise
+        print(f"rank {rank}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+        comm.Abort(1)
+    comm.Barrier()
+    path = _merge(out_dir, size, meta, cosmo, conf) if rank == 0 else None
+    comm.Barrier()
+    return path

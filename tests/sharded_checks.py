@@ -1,0 +1,129 @@
+"""Sharded-versus-single-device measurements on 8 host devices, printed as one JSON line.
+
+Run by ``tests/test_distributed.py`` in a subprocess, because the host device count must be
+set before JAX starts: ``python tests/sharded_checks.py``. Every entry ``*_err`` is
+``max |sharded - single| / rms(single)``; the test asserts on them. float64 throughout, so
+that the differences measure the decomposition and not float32 round-off amplified by
+the N-body dynamics.
+"""
+
+import os
+
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+os.environ["JAX_ENABLE_X64"] = "1"
+
+import json  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from simulator import cic, gravity, ic, lpt, nbody  # noqa: E402
+from simulator.config import SimConfig  # noqa: E402
+from simulator.cosmology import Cosmology  # noqa: E402
+from simulator.distributed import cic as dcic  # noqa: E402
+from simulator.distributed import fft, pm  # noqa: E402
+from simulator.distributed.mesh import device_mesh, real_sharding  # noqa: E402
+from simulator.growth import growth_at, growth_table  # noqa: E402
+
+N = 16
+HALO = 6  # > the 2-plane slabs: exchanges reach 3 devices on each side
+MESH = device_mesh(8)
+COSMO = Cosmology()
+# A small box evolved to a = 1: displacements of several cells, far beyond the slabs.
+CONF = SimConfig(mesh=N, box=32.0, steps=4, lpt_order=2, dtype="float64")
+
+
+def rel_err(sharded, single) -> float:
+    single = np.asarray(single)
+    return float(np.max(np.abs(np.asarray(sharded) - single)) / np.std(single))
+
+
+def fft_and_cic() -> dict:
+    key = jax.random.split(jax.random.key(1), 4)
+    field = jax.random.normal(key[0], (N, N, N), jnp.float64)
+    modes = jax.jit(lambda f: fft.rfftn(f, MESH))(jax.device_put(field, real_sharding(MESH)))
+    back = jax.jit(lambda k: fft.irfftn(k, MESH))(modes)
+    # particles displaced by up to ~5 cells from their lattice points (beyond their slab)
+    q = np.stack(np.meshgrid(*[np.arange(N)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    pos = jnp.asarray(q) + 1.2 * jax.random.normal(key[1], (N**3, 3), jnp.float64)
+    vec = jax.random.normal(key[2], (N, N, N, 3), jnp.float64)
+    pos_s = jax.device_put(pos, real_sharding(MESH))
+    vec_s = jax.device_put(vec, real_sharding(MESH))
+
+    def loss_single(p, v):
+        return jnp.sum(cic.paint(p, N) ** 2) + jnp.sum(jnp.sin(cic.readout(v, p)))
+
+    def loss_sharded(p, v):
+        painted = dcic.paint(p, N, MESH, HALO)
+        return jnp.sum(painted**2) + jnp.sum(jnp.sin(dcic.readout(v, p, MESH, HALO)))
+
+    g1 = jax.grad(loss_single, argnums=(0, 1))(pos, vec)
+    gs = jax.jit(jax.grad(loss_sharded, argnums=(0, 1)))(pos_s, vec_s)
+    return {
+        "fft_err": rel_err(modes, np.fft.rfftn(np.asarray(field))),
+        "ifft_err": rel_err(back, field),
+        "paint_err": rel_err(jax.jit(lambda p: dcic.paint(p, N, MESH, HALO))(pos_s), cic.paint(pos, N)),
+        "readout_err": rel_err(
+            jax.jit(lambda v, p: dcic.readout(v, p, MESH, HALO))(vec_s, pos_s), cic.readout(vec, pos)
+        ),
+        "cic_grad_pos_err": rel_err(gs[0], g1[0]),
+        "cic_grad_mesh_err": rel_err(gs[1], g1[1]),
+        "cic_required_halo": int(dcic.required_halo(pos_s, N, MESH)),
+    }
+
+
+def single_device(noise):
+    table = growth_table(COSMO)
+    delta_lin = ic.linear_field(noise, COSMO, CONF)
+    psi1, psi2 = lpt.lpt_displacements(delta_lin, CONF)
+    g = growth_at(table, CONF.a_start)
+    fields = [gravity.density_contrast(g.D1 * psi1, CONF)]
+    state = lpt.lpt(delta_lin, table, CONF)
+    fields.append(gravity.density_contrast(state.disp, CONF))
+    final = nbody.nbody(state, COSMO, table, CONF)[0]
+    fields.append(gravity.density_contrast(final.disp, CONF))
+    return jnp.mean(fields[-1] ** 2), (fields, final.disp)
+
+
+def sharded(noise):
+    table = growth_table(COSMO)
+    delta_lin = pm.linear_field(noise, COSMO, CONF, MESH)
+    psi1, psi2 = pm.lpt_displacements(delta_lin, CONF, MESH)
+    g = growth_at(table, CONF.a_start)
+    fields = [pm.density_contrast(g.D1 * psi1, CONF, MESH, HALO)]
+    state = pm.lpt(delta_lin, table, CONF, MESH)
+    fields.append(pm.density_contrast(state.disp, CONF, MESH, HALO))
+    final = pm.nbody(state, COSMO, table, CONF, MESH, HALO)
+    fields.append(pm.density_contrast(final.disp, CONF, MESH, HALO))
+    return jnp.mean(fields[-1] ** 2), (fields, final.disp)
+
+
+def simulation() -> dict:
+    noise = ic.white_noise(0, CONF)
+    (_, (f1, disp1)), g1 = jax.jit(jax.value_and_grad(single_device, has_aux=True))(noise)
+    noise_s = jax.jit(lambda s: pm.white_noise(s, CONF, MESH))(0)
+    (_, (fs, disps)), gs = jax.jit(jax.value_and_grad(sharded, has_aux=True))(noise_s)
+    # particles whose final mesh plane lies outside their home slab
+    width = N // 8
+    home = np.arange(N**3) // (N**3 // 8)
+    plane = np.floor(np.asarray(gravity.mesh_positions(disp1, CONF))[:, 0]) % N
+    pos_s = jax.device_put(gravity.mesh_positions(disps, CONF), real_sharding(MESH))
+    return {
+        "noise_identical": bool(np.array_equal(noise_s, noise)),
+        "noise_sharding": str(noise_s.sharding.spec),
+        "lpt1_err": rel_err(fs[0], f1[0]),
+        "lpt2_err": rel_err(fs[1], f1[1]),
+        "pm_err": rel_err(fs[2], f1[2]),
+        "pm_rms": float(np.std(f1[2])),
+        "grad_err": rel_err(gs, g1),
+        "grad_sharding": str(gs.sharding.spec),
+        "crossed_fraction": float(np.mean(plane // width != home)),
+        "pm_required_halo": int(dcic.required_halo(pos_s, N, MESH)),
+        "halo": HALO,
+        "devices": len(jax.devices()),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps({**fft_and_cic(), **simulation()}))
