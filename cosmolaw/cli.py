@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "simulator.mock_cli",
     "inference.cli",
     "discovery.cli",
+    "discovery.compress.cli",
     "experiments.cli",
 )
 

@@ -223,7 +223,7 @@ def search(
     target_dims: Dims | None = None,
     fit_rows: int = 256,
     restarts: int = 3,
-    iterations: int = 25,
+    iterations: int = 30,
     seed: int = 0,
     deadline: float | None = None,
 ) -> ExhaustiveResult:
@@ -274,7 +274,6 @@ def search(
         restarts=restarts,
         iterations=iterations,
         seed=seed,
-        ops=[o for o in operators if o in P.OPCODES],
         deadline=deadline,
     )
     return ExhaustiveResult(

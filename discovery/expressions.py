@@ -67,16 +67,20 @@ def complexity(expr: sp.Expr) -> int:
 
     Leaves (variables, numbers) count 1, each binary or unary operation 1; an n-ary sum
     or product counts n-1 operations and a factor ``b**-1`` inside a product is a division.
+    A numerical subexpression (``2*pi``, ``1/sqrt(2*pi)``) is one constant.
     """
-    if expr.is_Atom:
+    if expr.is_Atom or expr.is_number:
         return 1
     if isinstance(expr, sp.Mul | sp.Add):
-        total = len(expr.args) - 1
-        for arg in expr.args:
+        numeric = [a for a in expr.args if a.is_number]
+        rest = [a for a in expr.args if not a.is_number]
+        # the numbers are one leaf and one operation; a lone -1 factor is a negation
+        total = len(rest) - 1 + (0 if not numeric else 1 if numeric == [-1] else 2)
+        for arg in rest:
             if isinstance(expr, sp.Mul) and arg.is_Pow and arg.exp == -1:
                 total += complexity(arg.base)
-            elif isinstance(expr, sp.Mul) and arg == -1:
-                total += 1
+            elif isinstance(expr, sp.Add) and isinstance(arg, sp.Mul) and arg.args[0] == -1:
+                total += complexity(-arg)  # a subtraction
             else:
                 total += complexity(arg)
         return total

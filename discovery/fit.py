@@ -30,14 +30,6 @@ class Fit:
     jtj: np.ndarray
 
 
-def _ops_of(node: P.Node, out: set) -> set:
-    if node[0] not in P.LEAVES:
-        out.add(node[0])
-        for child in node[1:]:
-            _ops_of(child, out)
-    return out
-
-
 def fit_nodes(
     nodes: Sequence[P.Node],
     X: np.ndarray,
@@ -48,7 +40,6 @@ def fit_nodes(
     restarts: int = 1,
     iterations: int = 30,
     seed: int = 0,
-    ops: Sequence[str] | None = None,
     chunk: int = 2048,
     deadline: float | None = None,
 ) -> list[Fit]:
@@ -56,24 +47,22 @@ def fit_nodes(
 
     ``p0`` gives starting values (default: random); ``restarts`` > 1 adds random
     starting points and keeps the best. With ``scale`` each tree ``g`` is fitted as
-    ``s * g`` and ``s`` is appended to its parameters. ``ops`` fixes the operator set
-    compiled into the kernel (default: those used by ``nodes``). Past ``deadline``
+    ``s * g`` and ``s`` is appended to its parameters. The kernel is compiled for every
+    operator, so that all searches and refits of a session share it. Past ``deadline``
     (``time.monotonic()``), the remaining trees get ``mse = inf`` without being fitted.
     """
     if not nodes:
         return []
     rng = np.random.default_rng(seed)
-    used = set(ops) if ops is not None else set()
-    for node in nodes:
-        _ops_of(node, used)
-    used.add("add")
-    ops_t = tuple(o for o in P.OPCODES if o in used)
+    ops_t = P.OPCODES[len(P.LEAVES) :]
     counts = [P.n_params(n) for n in nodes]
     groups: dict[tuple[int, int, bool], list[int]] = {}
     for i, node in enumerate(nodes):
         key = (P.bucket(P.program_length(node), 8), P.bucket(max(counts[i], 1), 1), counts[i] > 0)
         groups.setdefault(key, []).append(i)
     results: list[Fit | None] = [None] * len(nodes)
+    X = np.asarray(X, float)  # pad columns so that problems of 1..8 variables share kernels
+    X = np.concatenate([X, np.zeros((len(X), P.bucket(X.shape[1], 8) - X.shape[1]))], axis=1)
     with jax.enable_x64(True):
         Xj = jnp.asarray(X, jnp.float64)
         yj = jnp.asarray(y, jnp.float64)
@@ -103,7 +92,7 @@ def fit_nodes(
                             )
                         else:
                             init[row] = rng.normal(size=n_par) * 2.0
-                size = P.bucket(len(batch), 16)
+                size = P.bucket(len(batch), 64)
                 prog = P.compile_programs(batch + [batch[0]] * (size - len(batch)), length)
                 init = np.concatenate([init, np.zeros((size - len(batch), n_par))])
                 params, mse, jtj = jax.device_get(
@@ -129,12 +118,12 @@ def refit(
     y: np.ndarray,
     *,
     restarts: int = 2,
-    iterations: int = 40,
     seed: int = 0,
 ) -> list[tuple[sp.Expr, Fit] | None]:
     """Refit the floating constants of sympy expressions; ``None`` where one cannot be compiled.
 
     Returns, for each expression, the expression with refitted constants and its fit.
+    Refits share the compiled kernels of :func:`fit_nodes` (same iterations, all operators).
     """
     trees, params, starts, keep = [], [], [], []
     for i, expr in enumerate(exprs):
@@ -146,7 +135,7 @@ def refit(
         params.append((pexpr, syms))
         starts.append(values)
         keep.append(i)
-    fits = fit_nodes(trees, X, y, starts, restarts=restarts, iterations=iterations, seed=seed)
+    fits = fit_nodes(trees, X, y, starts, restarts=restarts, seed=seed)
     out: list[tuple[sp.Expr, Fit] | None] = [None] * len(exprs)
     for i, (pexpr, syms), fit in zip(keep, params, fits, strict=True):
         if np.isfinite(fit.mse):

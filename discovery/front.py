@@ -128,17 +128,17 @@ class ParetoFront:
 
         Scores follow PySR: ``-d log(loss) / d complexity`` between neighbours on the front.
         """
-        by_c: dict[int, Candidate] = {}
+        by_c: dict[int, list[Candidate]] = {}
         for c in candidates:
-            if not math.isfinite(c.loss):
-                continue
-            old = by_c.get(c.complexity)
-            if old is None or (c.loss, c.description_length) < (old.loss, old.description_length):
-                by_c[c.complexity] = c
+            if math.isfinite(c.loss):
+                by_c.setdefault(c.complexity, []).append(c)
+        for k, group in by_c.items():  # equal loss to round-off: the shorter description wins
+            floor = min(c.loss for c in group) * (1 + 1e-6) + 1e-300
+            by_c[k] = min((c for c in group if c.loss <= floor), key=lambda c: c.description_length)
         front: list[Candidate] = []
         for k in sorted(by_c):
             c = by_c[k]
-            if front and c.loss >= front[-1].loss:
+            if front and c.loss >= front[-1].loss * (1 - 1e-6):
                 continue
             score = 0.0
             if front:

@@ -64,7 +64,7 @@ def snap(
     sigma: float,
     *,
     seed: int = 0,
-    max_rounds: int = 6,
+    max_rounds: int = 4,
 ) -> tuple[sp.Expr, float, float]:
     """Greedily snap float constants while the description length decreases.
 
@@ -80,7 +80,7 @@ def snap(
         trials = [current.xreplace({f: v}) for f in floats for v in snap_values(float(f))]
         if not trials:
             break
-        fitted = refit(trials, variables, X, y, restarts=1, iterations=30, seed=seed)
+        fitted = refit(trials, variables, X, y, restarts=1, seed=seed)
         best = None
         for res in fitted:
             if res is None:

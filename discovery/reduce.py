@@ -20,10 +20,13 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Reduction:
-    """``y = prod_i X[:, i]**exponents[i] * g(X[:, subset])``; exponents are Fractions."""
+    """``y = prod_i X[:, i]**exponents[i] * g(X[:, subset])``.
+
+    Exponents are Fractions, or floats where no small-denominator rational fits.
+    """
 
     subset: tuple[int, ...]
-    exponents: dict[int, Fraction]
+    exponents: dict[int, Fraction | float]
     rms: float  # RMS residual of log|y| with the fitted smooth g
 
 
@@ -80,16 +83,14 @@ def power_law_reduction(
     for size, rms, subset, outside, exps in sorted(fits, key=lambda f: (f[0], f[1])):
         if rms > tol or rms > 1.5 * best_rms + 1e-9:
             continue
+        degree = 8 if size == 1 else 6
         snapped = {
             i: Fraction(float(a)).limit_denominator(max_denominator)
             for i, a in zip(outside, exps, strict=True)
         }
-        fixed = sum(float(snapped[i]) * logs[:, i] for i in outside)
-        rms_snapped, _ = _residual(
-            ly - fixed, np.zeros((n, 0)), _features(X[:, subset], 8 if size == 1 else 6)
-        )
-        if rms_snapped <= 1.5 * rms + 1e-9:
-            return Reduction(
-                tuple(subset), {i: a for i, a in snapped.items() if a != 0}, rms_snapped
-            )
+        fixed = sum((float(snapped[i]) * logs[:, i] for i in outside), np.zeros(n))
+        rms_snapped, _ = _residual(ly - fixed, np.zeros((n, 0)), _features(X[:, subset], degree))
+        if rms_snapped > 1.5 * rms + 1e-9:  # keep the fitted exponents as they are
+            snapped, rms_snapped = dict(zip(outside, map(float, exps), strict=True)), rms
+        return Reduction(tuple(subset), {i: a for i, a in snapped.items() if a != 0}, rms_snapped)
     return None

@@ -19,6 +19,7 @@ import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 
 import numpy as np
 import sympy as sp
@@ -150,7 +151,7 @@ def discover(
     var_dims = exhaustive.dims_of_variables(names, unit_map)
     target_dims = unit_map.get(target) if var_dims is not None else None
     start = time.monotonic()
-    deadline = start + budget_s
+    deadline = start + 0.75 * budget_s  # the rest is for refitting and snapping
     bar = _progress(progress)
 
     raw: list[sp.Expr] = []
@@ -170,7 +171,7 @@ def discover(
             used = "auto"
     if used == "exhaustive":
         bar("exhaustive search")
-        bound = min(max_complexity, 7)
+        bound = min(max_complexity, _exhaustive_bound(X.shape[1]) + 1)
         raw += _exhaustive_candidates(
             X, y, symbols, ops, bound, var_dims, target_dims, seed, deadline
         )
@@ -235,9 +236,13 @@ def _progress(enabled: bool):
 
 def _exact(X, y, exprs, symbols) -> bool:
     """Whether some candidate already reproduces ``y`` to round-off (nothing left to search)."""
-    fitted = fit.refit(exprs, symbols, X, y, restarts=1, iterations=10)
+    fitted = fit.refit(exprs, symbols, X, y, restarts=1)
     best = min((f[1].mse for f in fitted if f is not None), default=np.inf)
     return best <= 1e-20 * float(np.mean(y**2)) + 1e-300
+
+
+def _exact_or_float(a) -> sp.Expr:
+    return sp.Rational(a.numerator, a.denominator) if isinstance(a, Fraction) else sp.Float(a, 15)
 
 
 def _pipeline(
@@ -248,15 +253,10 @@ def _pipeline(
     out: list[sp.Expr] = []
     d = X.shape[1]
     bar("power-law reduction")
-    red = power_law_reduction(X, y) if d >= 2 else None
+    red = power_law_reduction(X, y)
     factor = sp.Integer(1)
     if red is not None:
-        factor = sp.Mul(
-            *[
-                symbols[i] ** sp.Rational(a.numerator, a.denominator)
-                for i, a in red.exponents.items()
-            ]
-        )
+        factor = sp.Mul(*[symbols[i] ** _exact_or_float(a) for i, a in red.exponents.items()])
         z = y / np.prod([X[:, i] ** float(a) for i, a in red.exponents.items()], axis=0)
         sub = list(red.subset)
         if not sub:
@@ -339,21 +339,19 @@ def _postprocess(
 
     scored = sorted(((stats(e, f), e, f) for e, f in fitted), key=lambda t: t[0])
     # snap the most promising laws: the best by description length and the most accurate
-    by_loss = sorted(scored, key=lambda t: t[2].mse)[:3]
-    todo = list(dict.fromkeys([t[1] for t in scored[:6]] + [t[1] for t in by_loss]))
+    by_loss = sorted(scored, key=lambda t: t[2].mse)[:2]
+    todo = list(dict.fromkeys([t[1] for t in scored[:3]] + [t[1] for t in by_loss]))
     results = {e: (f, dl) for dl, e, f in scored}
     for expr in todo:
         snapped, mse, dl = postprocess.snap(expr, symbols, X, y, sigma, seed=seed)
         if snapped != expr:
-            clean = postprocess.tidy(snapped)
-            again = fit.refit([clean], symbols, X, y, restarts=1, iterations=20, seed=seed)[0]
-            if again is not None and again[1].mse <= mse * (1 + 1e-6) + 1e-30:
-                snapped, refit_res = again
-            else:
-                refit_res = fit.refit(
-                    [snapped], symbols, X, y, restarts=1, iterations=1, seed=seed
-                )[0][1]
-            results[snapped] = (refit_res, stats(snapped, refit_res))
+            tidy, plain = fit.refit(
+                [postprocess.tidy(snapped), snapped], symbols, X, y, restarts=1, seed=seed
+            )
+            if tidy is not None and (plain is None or tidy[1].mse <= plain[1].mse * (1 + 1e-6)):
+                plain = tidy
+            if plain is not None:
+                results[plain[0]] = (plain[1], stats(*plain))
     target_dims = unit_map.get(target) if var_dims is not None else None
     dims = dict(zip(symbols, var_dims, strict=True)) if var_dims is not None else None
     ok = {e: dims is None or unitlib.consistent(e, dims, target_dims) for e in results}

@@ -62,7 +62,9 @@ FULL: dict[str, Any] = {
 LATEX_NAMES = {"Omega_m_a": r"\Omega_m(a)", "f": "f", "gamma": r"\gamma", "w": "w"}
 
 
-def growth_rates(omega_m0: np.ndarray, w: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def growth_rates(
+    omega_m0: np.ndarray, w: np.ndarray, a: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Omega_m(a) and f(a) from the growth ODE, in float64, for flat w-CDM without radiation.
 
     Args:
@@ -150,7 +152,9 @@ def write_data(path: Path, data: dict[str, dict[str, np.ndarray]], config: dict[
                 ds.attrs["units"], ds.attrs["description"] = describe[col]
 
 
-def _per_w_gamma(template_law, table: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _per_w_gamma(
+    template_law, table: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Refit the LCDM form at each w of ``table``: ``(w, gamma, sigma)`` per distinct w."""
     import sympy as sp
 
@@ -220,7 +224,9 @@ def run(config: dict[str, Any], out_dir: Path):
         expression=fit.expression,
         X_test=lcdm_test["omega_m_a"][:, None],
         y_test=lcdm_test["f"],
-        constants={str(n): (v, s) for n, v, s in zip(fit.names, fit.values, fit.sigmas, strict=True)},
+        constants={
+            str(n): (v, s) for n, v, s in zip(fit.names, fit.values, fit.sigmas, strict=True)
+        },
         front=found.front,
         chosen=found.chosen,
         literature=[linder_lcdm, ws_lcdm],
@@ -234,7 +240,12 @@ def run(config: dict[str, Any], out_dir: Path):
     )
     lcdm_err = law_lcdm.evaluate(law_lcdm.X_test) / law_lcdm.y_test - 1.0
     checks = [
-        Check("form f = Omega_m(a)^gamma found", float(gamma is not None), "1 (yes)", gamma is not None),
+        Check(
+            "form f = Omega_m(a)^gamma found",
+            float(gamma is not None),
+            "1 (yes)",
+            gamma is not None,
+        ),
         Check(
             "gamma (LCDM)",
             gamma if gamma is not None else np.nan,
@@ -365,7 +376,9 @@ def _wang_steinhardt(x, w, target: str):
     gam = lambda wv: 3.0 * (1.0 - wv) / (5.0 - 6.0 * wv)
     ref = "L. Wang, P. J. Steinhardt, ApJ 508, 483 (1998)"
     if target == "f":
-        return Literature("Wang & Steinhardt (1998)", ref, x**expr, lambda X: X[:, 0] ** gam(X[:, 1]))
+        return Literature(
+            "Wang & Steinhardt (1998)", ref, x**expr, lambda X: X[:, 0] ** gam(X[:, 1])
+        )
     return Literature("Wang & Steinhardt (1998)", ref, sp.simplify(expr), lambda X: gam(X[:, 0]))
 
 

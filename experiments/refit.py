@@ -35,7 +35,9 @@ class Refit:
     rms: float
 
 
-def free_constants(expr: sp.Expr, prefix: str = "c") -> tuple[sp.Expr, tuple[sp.Symbol, ...], np.ndarray]:
+def free_constants(
+    expr: sp.Expr, prefix: str = "c"
+) -> tuple[sp.Expr, tuple[sp.Symbol, ...], np.ndarray]:
     """Replace every non-integer number of ``expr`` by a symbol ``prefix0, prefix1, ...``.
 
     Returns:

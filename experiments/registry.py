@@ -26,7 +26,7 @@ from types import ModuleType
 from typing import Any
 
 #: Modules holding one experiment each, in listing order.
-EXPERIMENT_MODULES = ("experiments.growth_index",)
+EXPERIMENT_MODULES = ("experiments.growth_index", "experiments.velocity_density")
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,19 @@
-"""Convergence and efficiency diagnostics of multi-chain samples.
+"""Convergence and efficiency diagnostics of multi-chain samples (NumPy).
 
-Rank-normalised split-Rhat and bulk/tail ESS follow Vehtari et al. (2021) and are BlackJAX's
-(``blackjax.rhat``, ``blackjax.ess_bulk``, ``blackjax.ess_tail``); this module applies them to
-arrays of shape ``(chains, draws, ...)`` and turns them into the efficiency figures the
-inference reports: ESS per 1000 gradient evaluations of scalar parameters and of P(k)
-amplitudes in k bins, and the posterior P(k) and cross-correlation with the truth.
+Rank-normalised split-Rhat and bulk/tail effective sample sizes follow Vehtari, Gelman,
+Simpson, Carpenter & Buerkner (2021, Bayesian Analysis 16, 667): chains are split in halves,
+draws are replaced by the normal scores of their pooled ranks, Rhat is the maximum of the
+bulk and folded (``|x - median|``) values, and the ESS uses Geyer's initial monotone sequence
+on the multi-chain autocorrelation. Arrays are ``(chains, draws, ...)``; results have the
+trailing shape. Also: ESS per 1000 gradient evaluations, per-step info summaries, and r(k).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import blackjax
 import numpy as np
+from scipy import stats
 
 #: Quantities of a per-step info record that are summarised.
 INFO_FIELDS = ("acceptance", "energy_error", "num_grads", "divergent", "tree_depth", "step_size")
@@ -24,33 +25,81 @@ def _check_draws(draws: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(
             f"{name} of shape {draws.shape} is not allowed: need (chains, draws >= 4, ...)"
         )
-    return draws
+    return draws.reshape(draws.shape[0], draws.shape[1], -1)
+
+
+def _split(x: np.ndarray) -> np.ndarray:
+    """``(C, N, D) -> (2C, N // 2, D)``: each chain cut in two halves (middle draw dropped)."""
+    half = x.shape[1] // 2
+    return np.concatenate([x[:, :half], x[:, x.shape[1] - half :]], axis=0)
+
+
+def _normal_scores(x: np.ndarray) -> np.ndarray:
+    """Pooled ranks per dimension mapped to normal quantiles (Blom's offsets)."""
+    c, n, d = x.shape
+    ranks = stats.rankdata(x.reshape(c * n, d), axis=0).reshape(c, n, d)
+    return stats.norm.ppf((ranks - 0.375) / (c * n + 0.25))
+
+
+def _rhat(x: np.ndarray) -> np.ndarray:
+    """Classic Rhat of ``(C, N, D)`` chains (already split)."""
+    n = x.shape[1]
+    within = np.mean(np.var(x, axis=1, ddof=1), axis=0)
+    between = n * np.var(np.mean(x, axis=1), axis=0, ddof=1)
+    var_plus = (n - 1) / n * within + between / n
+    return np.sqrt(var_plus / np.maximum(within, 1e-300))
+
+
+def _ess(x: np.ndarray) -> np.ndarray:
+    """Multi-chain ESS of ``(C, N, D)`` chains (Geyer's initial monotone sequence)."""
+    c, n, d = x.shape
+    centred = x - x.mean(axis=1, keepdims=True)
+    size = 2 ** int(np.ceil(np.log2(2 * n)))
+    f = np.fft.rfft(centred, n=size, axis=1)
+    acov = np.fft.irfft(np.abs(f) ** 2, n=size, axis=1)[:, :n] / n
+    chain_var = acov[:, 0] * n / (n - 1)
+    within = chain_var.mean(axis=0)
+    var_plus = within * (n - 1) / n
+    if c > 1:
+        var_plus = var_plus + np.var(x.mean(axis=1), axis=0, ddof=1)
+    rho = 1.0 - (within - acov.mean(axis=0)) / np.maximum(var_plus, 1e-300)
+    rho[0] = 1.0
+    out = np.empty(d)
+    for j in range(d):
+        pairs = rho[: 2 * (n // 2), j].reshape(-1, 2).sum(axis=1)
+        positive = np.flatnonzero(pairs <= 0)
+        pairs = pairs[: positive[0]] if positive.size else pairs
+        pairs = np.minimum.accumulate(pairs)
+        tau = -1.0 + 2.0 * np.sum(pairs)
+        out[j] = c * n / max(tau, 1.0 / np.log10(c * n))
+    constant = np.ptp(x.reshape(c * n, d), axis=0) == 0
+    return np.where(constant, np.nan, out)
 
 
 def split_rhat(draws: np.ndarray) -> np.ndarray:
     """Rank-normalised split-Rhat (max of bulk and folded) of ``(chains, draws, ...)`` draws.
 
-    A single chain is split in two halves, so it works with one chain too. Returns the
-    trailing shape.
+    A single chain is split in two halves, so it works with one chain too.
     """
-    draws = _check_draws(draws, "draws")
-    return np.asarray(blackjax.rhat(draws, chain_axis=0, sample_axis=1)).reshape(draws.shape[2:])
+    x = _split(_check_draws(draws, "draws"))
+    folded = np.abs(x - np.median(x.reshape(-1, x.shape[-1]), axis=0))
+    rhat = np.maximum(_rhat(_normal_scores(x)), _rhat(_normal_scores(folded)))
+    return rhat.reshape(np.shape(draws)[2:])
 
 
 def ess_bulk(draws: np.ndarray) -> np.ndarray:
-    """Bulk effective sample size (rank-normalised, split chains), trailing shape."""
-    draws = _check_draws(draws, "draws")
-    return np.asarray(blackjax.ess_bulk(draws, chain_axis=0, sample_axis=1)).reshape(
-        draws.shape[2:]
-    )
+    """Bulk effective sample size (rank-normalised, split chains)."""
+    x = _split(_check_draws(draws, "draws"))
+    return _ess(_normal_scores(x)).reshape(np.shape(draws)[2:])
 
 
 def ess_tail(draws: np.ndarray) -> np.ndarray:
-    """Tail effective sample size (5% and 95% quantile indicators), trailing shape."""
-    draws = _check_draws(draws, "draws")
-    return np.asarray(blackjax.ess_tail(draws, chain_axis=0, sample_axis=1)).reshape(
-        draws.shape[2:]
-    )
+    """Tail effective sample size: the smaller ESS of the 5% and 95% quantile indicators."""
+    x = _split(_check_draws(draws, "draws"))
+    flat = x.reshape(-1, x.shape[-1])
+    lo, hi = np.quantile(flat, 0.05, axis=0), np.quantile(flat, 0.95, axis=0)
+    ess = np.minimum(_ess((x <= lo).astype(float)), _ess((x <= hi).astype(float)))
+    return ess.reshape(np.shape(draws)[2:])
 
 
 def efficiency(draws: np.ndarray, num_grads: float) -> dict[str, np.ndarray]:

@@ -52,7 +52,7 @@ class RunConfig:
         seed: integer seed of every random choice.
         mass_matrix: ``"fisher"`` (prior + data Fisher) or ``"prior"``.
         init: ``"map"`` (MAP plus a latent N(0, 1) draw per chain) or ``"prior"`` (prior draws).
-        map_steps: L-BFGS iterations of the MAP search.
+        map_steps: L-BFGS iterations of the MAP search of the field.
         fisher_probes: Hutchinson probes of the field Hessian.
     """
 
@@ -113,7 +113,10 @@ def _make_setup(posterior: FieldPosterior, config: RunConfig, precond: Precondit
 def prepare(
     posterior: FieldPosterior, config: RunConfig, key: jax.Array
 ) -> tuple[Preconditioner, Params, Params]:
-    """Preconditioner at the MAP, the MAP itself, and the latent starts of the chains.
+    """Preconditioner at the field's MAP, that MAP, and the latent starts of the chains.
+
+    The MAP is over ``s`` at the scalars' prior means; chains start at it plus a latent
+    standard-normal draw (close to a posterior draw when the preconditioner is good).
 
     Returns:
         ``(preconditioner, map_params, starts)``; ``starts`` has a leading chain axis.
@@ -121,10 +124,12 @@ def prepare(
     key_pre, key_pre2, key_init = jax.random.split(key, 3)
     params0 = posterior.initial_params()
     precond = _preconditioner(posterior, config, params0, key_pre)
-    x_map, _ = find_map(
-        latent_logdensity(posterior, precond), precond.to_latent(params0), config.map_steps
-    )
-    map_params = precond.to_params(x_map)
+    # The field's MAP at the scalars' prior means: a joint MAP would trade the amplitude of
+    # s against the bias (the mode of a high-dimensional posterior is not typical of it).
+    x0 = precond.to_latent(params0)
+    logdensity = latent_logdensity(posterior, precond)
+    xs_map, _ = find_map(lambda xs: logdensity({**x0, "s": xs}), x0["s"], config.map_steps)
+    map_params = precond.to_params({**x0, "s": xs_map})
     precond = _preconditioner(posterior, config, map_params, key_pre2)
     center = precond.to_latent(map_params)
     keys = jax.random.split(key_init, config.num_chains)

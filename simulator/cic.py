@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+
 def _stencil(pos: Array, n: int) -> tuple[Array, tuple[Array, Array, Array]]:
     """Flat indices of the 8 neighbouring cells ``(M, 2, 2, 2)`` and per-axis weights
     ``(M, 2)`` (lower and upper cell) along x, y and z."""
@@ -43,9 +44,7 @@ def _take(mesh: Array, flat: Array) -> Array:
 def _paint_chunk(mesh: Array, pos: Array, vals: Array, n: int) -> Array:
     flat, wts = _stencil(pos, n)
     upd = _outer(*wts)[..., None] * vals[:, None, :]
-    return mesh.at[flat.reshape(-1)].add(
-        upd.reshape(-1, vals.shape[-1]), mode="promise_in_bounds"
-    )
+    return mesh.at[flat.reshape(-1)].add(upd.reshape(-1, vals.shape[-1]), mode="promise_in_bounds")
 
 
 def _readout_chunk(mesh: Array, pos: Array, n: int) -> Array:

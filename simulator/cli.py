@@ -49,7 +49,9 @@ def run_simulate(args: argparse.Namespace) -> int:
     from simulator.cosmology import Cosmology
 
     overrides = {"Omega_m": args.omega_m, "sigma8": args.sigma8}
-    cosmo = Cosmology.from_name(args.cosmology, **{k: v for k, v in overrides.items() if v is not None})
+    cosmo = Cosmology.from_name(
+        args.cosmology, **{k: v for k, v in overrides.items() if v is not None}
+    )
     cosmo.validate()
     conf = SimConfig(
         mesh=args.mesh,

@@ -20,15 +20,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import h5py
+import jax
 import numpy as np
+from tqdm.auto import tqdm
 
 from cosmolaw.io import atomic_h5, set_attrs, write_toml
 from cosmolaw.pytree import to_dict
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
+from simulator.linear_power import linear_power
+from simulator.measure import power_spectrum
+from simulator.pipeline import simulate
 
 ENSEMBLE_FILE = "ensemble.h5"
 PARTS_DIR = "parts"
+
+_spectrum = jax.jit(power_spectrum, static_argnums=1)
+_linear_power = jax.jit(linear_power)
 
 
 def rank_members(count: int, rank: int, size: int) -> range:
@@ -55,8 +64,6 @@ def _part_path(out_dir: Path, rank: int, size: int) -> Path:
 
 
 def _part_is_complete(path: Path, signature: str) -> bool:
-    import h5py
-
     if not path.exists():
         return False
     with h5py.File(path, "r") as f:
@@ -64,15 +71,10 @@ def _part_is_complete(path: Path, signature: str) -> bool:
 
 
 def _run_members(members: range, first_seed: int, cosmo, conf, keep_fields, show) -> dict:
-    from tqdm.auto import tqdm
-
-    from simulator.measure import power_spectrum
-    from simulator.pipeline import simulate
-
     deltas, pks, k = [], [], None
     for i in tqdm(members, desc="ensemble members", unit="sim", disable=not show):
         delta = simulate(cosmo, conf, first_seed + i).delta
-        spec = power_spectrum(delta, conf.box)
+        spec = _spectrum(delta, conf.box)
         k = np.asarray(spec.k)
         pks.append(np.asarray(spec.power))
         if keep_fields:
@@ -95,10 +97,6 @@ def _write_part(path: Path, data: dict, signature: str) -> None:
 
 
 def _merge(out_dir: Path, size: int, meta: dict, cosmo: Cosmology, conf: SimConfig) -> Path:
-    import h5py
-
-    from simulator.linear_power import linear_power
-
     parts = [h5py.File(_part_path(out_dir, r, size), "r") for r in range(size)]
     try:
         index = np.concatenate([p["index"][()] for p in parts])
@@ -119,7 +117,7 @@ def _merge(out_dir: Path, size: int, meta: dict, cosmo: Cosmology, conf: SimConf
             _dataset(f, "fields/delta", delta, "1", f"CIC density contrast at a={conf.a_stop:g}")
         _dataset(f, "power/k", k, "h/Mpc", "mode-weighted mean |k| of each shell")
         _dataset(f, "power/pk", pk, "(Mpc/h)^3", "power spectrum of each member's delta")
-        pk_lin = np.asarray(linear_power(k, cosmo, conf.a_stop))
+        pk_lin = np.asarray(_linear_power(k, cosmo, conf.a_stop))
         _dataset(f, "power/pk_linear", pk_lin, "(Mpc/h)^3", f"linear P(k) at a={conf.a_stop:g}")
     write_toml(out_dir / "config.toml", meta)
     for r in range(size):
@@ -176,7 +174,9 @@ def run_ensemble(
     try:
         if not _part_is_complete(part, signature):
             members = rank_members(count, rank, size)
-            data = _run_members(members, first_seed, cosmo, conf, keep_fields, progress and rank == 0)
+            data = _run_members(
+                members, first_seed, cosmo, conf, keep_fields, progress and rank == 0
+            )
             _write_part(part, data, signature)
     except Exception as err:  # one failed rank would leave the others waiting forever
         if size == 1:

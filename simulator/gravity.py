@@ -58,7 +58,9 @@ def _force_kernels(conf: SimConfig) -> tuple[Array, ...]:
     inv_k2 = jnp.where(k2 > 0, 1.0 / jnp.where(k2 > 0, k2, 1.0), 0.0)
     if conf.cic_deconvolve:
         inv_k2 = inv_k2 / cic_window(conf.mesh, dtype) ** 2
-    return tuple(g * inv_k2 for g in gradient_kernels(conf.mesh, conf.box, conf.gradient_kernel, dtype))
+    return tuple(
+        g * inv_k2 for g in gradient_kernels(conf.mesh, conf.box, conf.gradient_kernel, dtype)
+    )
 
 
 def force_mesh(delta: Array, conf: SimConfig) -> Array:

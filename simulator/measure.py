@@ -39,7 +39,9 @@ def _bins(n: int, box: float, dtype) -> tuple[Array, Array, int]:
 
 def _binned_mean(values: Array, idx: Array, weights: Array, nbins: int) -> tuple[Array, Array]:
     tot = jax.ops.segment_sum((values * weights).ravel(), idx.ravel(), nbins + 1)
-    cnt = jax.ops.segment_sum(jnp.broadcast_to(weights, values.shape).ravel(), idx.ravel(), nbins + 1)
+    cnt = jax.ops.segment_sum(
+        jnp.broadcast_to(weights, values.shape).ravel(), idx.ravel(), nbins + 1
+    )
     return tot[:nbins] / jnp.maximum(cnt[:nbins], 1), cnt[:nbins]
 
 

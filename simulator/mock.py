@@ -5,10 +5,15 @@ except the draws):
 
 1. :func:`observed_density`: particles (``disp``, ``vel``) moved to redshift space
    (:mod:`simulator.rsd`) and painted (CIC) into the density contrast ``delta``;
-2. :func:`expected_counts`: ``lam = nbar_cell * selection * F(delta)`` with ``F`` a bias law
-   (:mod:`simulator.bias`) and the selection grid of :mod:`simulator.selection`;
+2. :func:`expected_counts`: ``lam = nbar_cell * selection * F_+(delta)`` with ``F`` a bias
+   law (:mod:`simulator.bias`, made strictly positive) and the selection grid of
+   :mod:`simulator.selection`;
 3. a noise model (:mod:`simulator.noise`) draws the counts (:func:`draw_mock`) or scores them
-   (its ``log_likelihood``).
+   (:func:`counts_log_likelihood`, the data term of a field-level posterior).
+
+:func:`make_mock` runs the whole chain from a seed (forward model :func:`lpt_forward` or
+:func:`simulator.pipeline.simulate`) and :func:`write_mock`/:func:`read_mock` store it in
+``mock.h5``.
 
 ``nbar_cell`` is the amplitude of the bias law in galaxies per cell (for laws with ``<F> = 1``
 it is the mean number of galaxies per cell before selection).

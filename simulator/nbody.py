@@ -86,6 +86,13 @@ def step_factors(
     return jnp.stack([c1, k1, d, c2, k2], axis=-1)
 
 
+def time_step_factors(cosmo: Cosmology, table: GrowthTable, conf: SimConfig, dtype) -> Array:
+    """FastPM factors of every step of ``conf.time_grid()``, shape ``(n_steps, 5)``."""
+    grid = conf.time_grid()
+    a0, a1 = jnp.asarray(grid[:-1], dtype), jnp.asarray(grid[1:], dtype)
+    return step_factors(cosmo, table, a0, a1, conf.step_spacing).astype(dtype)
+
+
 def _kdk(carry, fac: Array, conf: SimConfig):
     """One kick-drift-kick step of ``(disp, vel, acc)`` with factors ``fac`` (5,)."""
     disp, vel, acc = carry
@@ -138,6 +145,35 @@ def _adjoint_fwd(disp, vel, factors, conf, progress, offset):
     return (disp, vel), (disp, vel, acc, factors)
 
 
+def _unkdk(x: Array, v: Array, acc: Array, fac: Array, conf: SimConfig):
+    """Invert one step: from the end state ``(x, v, acc)`` back to its start.
+
+    Returns:
+        ``(x0, v_h, v0, acc0, mesh0)``: start displacement, mid-step velocity, start
+        velocity, start acceleration and its force mesh.
+    """
+    c1, k1, d, c2, k2 = fac
+    v_h = (v - k2 * acc) / c2
+    x0 = x - d * v_h
+    acc0, mesh0 = acceleration_and_mesh(x0, conf)
+    return x0, v_h, (v_h - k1 * acc0) / c1, acc0, mesh0
+
+
+def integrate_backward(
+    disp: Array, vel: Array, factors: Array, conf: SimConfig
+) -> tuple[Array, Array]:
+    """Undo ``integrate``: run the steps with factors ``factors`` ``(steps, 5)`` backwards from
+    the final ``(disp, vel)`` ``(N, 3)`` and return the initial ones (up to round-off)."""
+
+    def body(carry, fac):
+        x0, _, v0, acc0, _ = _unkdk(*carry, fac, conf)
+        return (x0, v0, acc0), None
+
+    carry = (disp, vel, acceleration(disp, conf))
+    (disp, vel, _), _ = jax.lax.scan(body, carry, factors, reverse=True)
+    return disp, vel
+
+
 def _adjoint_bwd(conf, progress, offset, res, cts):
     disp, vel, acc, factors = res
     disp_ct, vel_ct = cts
@@ -146,9 +182,7 @@ def _adjoint_bwd(conf, progress, offset, res, cts):
     def body(carry, fac):
         x, v, a, g, x_ct, v_ct, a_ct = carry
         c1, k1, d, c2, k2 = fac
-        # undo the second kick and the drift
-        v_h = (v - k2 * a) / c2
-        x0 = x - d * v_h
+        x0, v_h, v0, a0, g0 = _unkdk(x, v, a, fac, conf)
         # transpose of the second kick and of the force at x
         a_ct = a_ct + k2 * v_ct
         c2_ct, k2_ct = jnp.vdot(v_ct, v_h), jnp.vdot(v_ct, a)
@@ -157,9 +191,7 @@ def _adjoint_bwd(conf, progress, offset, res, cts):
         # transpose of the drift
         d_ct = jnp.vdot(x_ct, v_h)
         v_h_ct = v_h_ct + d * x_ct
-        # undo the first kick (needs the force at x0) and transpose it
-        a0, g0 = acceleration_and_mesh(x0, conf)
-        v0 = (v_h - k1 * a0) / c1
+        # transpose of the first kick
         c1_ct, k1_ct = jnp.vdot(v_h_ct, v0), jnp.vdot(v_h_ct, a0)
         fac_ct = jnp.stack([c1_ct, k1_ct, d_ct, c2_ct, k2_ct]).astype(fac.dtype)
         return (x0, v0, a0, g0, x_ct, c1 * v_h_ct, k1 * v_h_ct), fac_ct
@@ -224,9 +256,7 @@ def nbody(
     """
     dtype = state.disp.dtype
     grid = conf.time_grid()
-    factors = step_factors(
-        cosmo, table, jnp.asarray(grid[:-1], dtype), jnp.asarray(grid[1:], dtype), conf.step_spacing
-    ).astype(dtype)
+    factors = time_step_factors(cosmo, table, conf, dtype)
     cuts = [int(np.argmin(np.abs(grid - a))) for a in conf.snapshots]
     bounds = sorted(set(cuts) | {len(grid) - 1})
     disp, vel, start = state.disp, state.vel, 0

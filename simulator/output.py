@@ -71,11 +71,17 @@ def write_sim(
         _dataset(power, "modes", spec.modes, "1", "number of Fourier modes per shell")
         _dataset(power, "pk", spec.power, "(Mpc/h)^3", "power spectrum of fields/delta")
         _dataset(
-            power, "pk_linear", linear_power(spec.k, cosmo, a_stop), "(Mpc/h)^3",
+            power,
+            "pk_linear",
+            linear_power(spec.k, cosmo, a_stop),
+            "(Mpc/h)^3",
             f"model linear P(k) at a={a_stop:g}",
         )
         _dataset(
-            power, "pk_linear_field", spec_lin.power, "(Mpc/h)^3",
+            power,
+            "pk_linear_field",
+            spec_lin.power,
+            "(Mpc/h)^3",
             "power spectrum of fields/delta_linear (a=1)",
         )
         for a, state, delta in zip(

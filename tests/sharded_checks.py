@@ -12,19 +12,20 @@ import os
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
 os.environ["JAX_ENABLE_X64"] = "1"
 
-import json  # noqa: E402
+import json
+from functools import partial
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-from simulator import cic, gravity, ic, lpt, nbody  # noqa: E402
-from simulator.config import SimConfig  # noqa: E402
-from simulator.cosmology import Cosmology  # noqa: E402
-from simulator.distributed import cic as dcic  # noqa: E402
-from simulator.distributed import fft, pm  # noqa: E402
-from simulator.distributed.mesh import device_mesh, real_sharding  # noqa: E402
-from simulator.growth import growth_at, growth_table  # noqa: E402
+from simulator import cic, gravity, ic, lpt, nbody
+from simulator.config import SimConfig
+from simulator.cosmology import Cosmology
+from simulator.distributed import cic as dcic
+from simulator.distributed import fft, pm
+from simulator.distributed.mesh import device_mesh, real_sharding
+from simulator.growth import growth_at, growth_table
 
 N = 16
 HALO = 6  # > the 2-plane slabs: exchanges reach 3 devices on each side
@@ -39,36 +40,43 @@ def rel_err(sharded, single) -> float:
     return float(np.max(np.abs(np.asarray(sharded) - single)) / np.std(single))
 
 
+def cic_losses(paint, readout):
+    """Paint, readout and their gradients through a scalar that uses both."""
+
+    def loss(pos, vec):
+        return jnp.sum(paint(pos) ** 2) + jnp.sum(jnp.sin(readout(vec, pos)))
+
+    def run(pos, vec):
+        return paint(pos), readout(vec, pos), jax.grad(loss, argnums=(0, 1))(pos, vec)
+
+    return jax.jit(run)
+
+
 def fft_and_cic() -> dict:
-    key = jax.random.split(jax.random.key(1), 4)
+    key = jax.random.split(jax.random.key(1), 3)
     field = jax.random.normal(key[0], (N, N, N), jnp.float64)
-    modes = jax.jit(lambda f: fft.rfftn(f, MESH))(jax.device_put(field, real_sharding(MESH)))
-    back = jax.jit(lambda k: fft.irfftn(k, MESH))(modes)
-    # particles displaced by up to ~5 cells from their lattice points (beyond their slab)
+    field_s = jax.device_put(field, real_sharding(MESH))
+    modes, back = jax.jit(lambda f: (fft.rfftn(f, MESH), fft.irfftn(fft.rfftn(f, MESH), MESH)))(
+        field_s
+    )
+    # particles displaced by up to ~6 cells from their lattice points (beyond their slab)
     q = np.stack(np.meshgrid(*[np.arange(N)] * 3, indexing="ij"), -1).reshape(-1, 3)
     pos = jnp.asarray(q) + 1.2 * jax.random.normal(key[1], (N**3, 3), jnp.float64)
     vec = jax.random.normal(key[2], (N, N, N, 3), jnp.float64)
+    single = cic_losses(partial(cic.paint, n=N), cic.readout)(pos, vec)
     pos_s = jax.device_put(pos, real_sharding(MESH))
     vec_s = jax.device_put(vec, real_sharding(MESH))
-
-    def loss_single(p, v):
-        return jnp.sum(cic.paint(p, N) ** 2) + jnp.sum(jnp.sin(cic.readout(v, p)))
-
-    def loss_sharded(p, v):
-        painted = dcic.paint(p, N, MESH, HALO)
-        return jnp.sum(painted**2) + jnp.sum(jnp.sin(dcic.readout(v, p, MESH, HALO)))
-
-    g1 = jax.grad(loss_single, argnums=(0, 1))(pos, vec)
-    gs = jax.jit(jax.grad(loss_sharded, argnums=(0, 1)))(pos_s, vec_s)
+    sharded = cic_losses(
+        partial(dcic.paint, n=N, mesh=MESH, halo=HALO),
+        partial(dcic.readout, mesh=MESH, halo=HALO),
+    )(pos_s, vec_s)
     return {
         "fft_err": rel_err(modes, np.fft.rfftn(np.asarray(field))),
         "ifft_err": rel_err(back, field),
-        "paint_err": rel_err(jax.jit(lambda p: dcic.paint(p, N, MESH, HALO))(pos_s), cic.paint(pos, N)),
-        "readout_err": rel_err(
-            jax.jit(lambda v, p: dcic.readout(v, p, MESH, HALO))(vec_s, pos_s), cic.readout(vec, pos)
-        ),
-        "cic_grad_pos_err": rel_err(gs[0], g1[0]),
-        "cic_grad_mesh_err": rel_err(gs[1], g1[1]),
+        "paint_err": rel_err(sharded[0], single[0]),
+        "readout_err": rel_err(sharded[1], single[1]),
+        "cic_grad_pos_err": rel_err(sharded[2][0], single[2][0]),
+        "cic_grad_mesh_err": rel_err(sharded[2][1], single[2][1]),
         "cic_required_halo": int(dcic.required_halo(pos_s, N, MESH)),
     }
 

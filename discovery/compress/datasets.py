@@ -7,6 +7,7 @@ forward-mode autodiff; a black-box one is differenced at seed-matched ``theta +-
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -53,18 +54,21 @@ def simulate_fisher_set(
 ) -> FisherSet:
     """``n_s`` fiducial simulations and exact derivatives (``jax.jacfwd``) for the first ``n_d``."""
     _check_counts(n_s, n_d)
-    theta = jnp.asarray(theta, jnp.float32)
     keys = jax.random.split(key, int(n_s))
+    return _fisher_set(simulator, jnp.asarray(theta, jnp.float32), keys, int(n_d), int(batch_size))
 
-    def one(k: jax.Array) -> jax.Array:
-        return simulator(theta, k)
+
+@functools.partial(jax.jit, static_argnames=("simulator", "n_d", "batch_size"))
+def _fisher_set(
+    simulator: Simulator, theta: jax.Array, keys: jax.Array, n_d: int, batch_size: int
+) -> FisherSet:
+    """Compiled once per simulator and set size (training and test sets share it)."""
 
     def tangent(k: jax.Array) -> jax.Array:
-        jac = jax.jacfwd(simulator)(theta, k)
-        return jnp.moveaxis(jac, -1, 0)
+        return jnp.moveaxis(jax.jacfwd(simulator)(theta, k), -1, 0)
 
-    fiducial = jax.lax.map(jax.jit(one), keys, batch_size=batch_size)
-    derivative = jax.lax.map(jax.jit(tangent), keys[: int(n_d)], batch_size=batch_size)
+    fiducial = jax.lax.map(lambda k: simulator(theta, k), keys, batch_size=batch_size)
+    derivative = jax.lax.map(tangent, keys[:n_d], batch_size=batch_size)
     return FisherSet(fiducial, derivative)
 
 

@@ -61,6 +61,8 @@ class CompressConfig:
             raise ValueError(f"compressor={self.compressor!r}: must be one of {COMPRESSORS}")
         if self.network not in NETWORKS:
             raise ValueError(f"network={self.network!r}: must be one of {NETWORKS}")
+        if int(self.n) < 4 or int(self.n) % 2:
+            raise ValueError(f"n={self.n}: the mesh side must be an even integer >= 4")
         validate_shape((self.n, self.n), self.box)
         if not (self.amplitude > 0 and self.slope > 0):
             raise ValueError(f"amplitude={self.amplitude}, slope={self.slope}: both must be > 0")
@@ -118,9 +120,8 @@ def run_compression(
     theta = jnp.asarray(cfg.theta, jnp.float32)
     keys = jax.random.split(jax.random.key(cfg.seed), 4)
     t0 = time.perf_counter()
-    n_val = max(cfg.n_sims // 2, cfg.n_bins + 3)
     train = simulate_fisher_set(simulator, theta, keys[0], cfg.n_sims, cfg.n_deriv)
-    val = simulate_fisher_set(simulator, theta, keys[1], n_val, min(cfg.n_deriv, n_val))
+    val = simulate_fisher_set(simulator, theta, keys[1], cfg.n_sims, cfg.n_deriv)
     test = simulate_fisher_set(simulator, theta, keys[2], cfg.n_sims, cfg.n_deriv)
     simulate_s = time.perf_counter() - t0
 
@@ -141,7 +142,7 @@ def run_compression(
         else:
             rconfig = RegressionConfig(cfg.learning_rate, cfg.max_steps, cfg.patience)
             x_train, t_train = _regression_set(cfg, simulator, keys[3], cfg.n_sims)
-            x_val, t_val = _regression_set(cfg, simulator, keys[1], n_val)
+            x_val, t_val = _regression_set(cfg, simulator, keys[1], cfg.n_sims)
             history = train_regression(
                 trained, x_train, t_train, x_val, t_val, rconfig, seed=cfg.seed, progress=progress
             )

@@ -67,9 +67,9 @@ def required_halo(pos: Array, n: int, mesh: Mesh) -> Array:
         beyond = jnp.maximum(-jnp.floor(x), jnp.floor(x) + 2 - w)
         return jax.lax.pmax(jnp.max(jnp.maximum(beyond, 0.0)), AXIS).astype(jnp.int32)
 
-    return jax.shard_map(local, mesh=mesh, in_specs=REAL_SPEC, out_specs=jax.sharding.PartitionSpec())(
-        pos
-    )
+    return jax.shard_map(
+        local, mesh=mesh, in_specs=REAL_SPEC, out_specs=jax.sharding.PartitionSpec()
+    )(pos)
 
 
 def _local_x(x: Array, n: int, w: int, halo: int) -> Array:
@@ -182,9 +182,7 @@ def paint(
     return out[..., 0] if scalar else out
 
 
-def readout(
-    field: Array, pos: Array, mesh: Mesh, halo: int, chunk_size: int = 2**20
-) -> Array:
+def readout(field: Array, pos: Array, mesh: Mesh, halo: int, chunk_size: int = 2**20) -> Array:
     """CIC-interpolate a slab-sharded periodic mesh at slab-sharded particle positions.
 
     Args:

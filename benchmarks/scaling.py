@@ -1,0 +1,146 @@
+"""Strong and weak scaling of a sharded PM step (1 vs 2 host devices) and of an MPI ensemble
+(1 vs 2 ranks).
+
+Every measurement runs in a fresh process with one XLA CPU thread per device
+(``--xla_cpu_multi_thread_eigen=false``), so that one device or one rank uses one core:
+
+- strong: a KDK step (one force evaluation) at a fixed mesh on 1 and 2 devices,
+  ``strong_eff_2 = T1 / (2 T2)``;
+- weak: cells per second per device, ``mesh^3`` on 1 device against ``mesh_2^3`` (about
+  twice the cells) on 2 devices, ``weak_eff_2 = (N2 / (2 T2)) / (N1 / T1)``;
+- ensemble: the same ensemble on 1 and 2 MPI ranks after each rank compiled,
+  ``ensemble_eff_2 = T1 / (2 T2)``.
+
+Usage: ``python benchmarks/scaling.py [--mesh 64] [--weak-mesh 80] [--members 8]``. The last
+line is ``strong_eff_2=... weak_eff_2=... ensemble_eff_2=...``. On a shared machine the
+timings include other users' load: take the best of several repeats (``--repeats``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false"
+
+
+def _env(devices: int) -> dict:
+    flags = f"{XLA_ONE_THREAD} --xla_force_host_platform_device_count={devices}"
+    return {**os.environ, "XLA_FLAGS": flags, "OMP_NUM_THREADS": "1"}
+
+
+def _last_json(cmd: list[str], env: dict) -> dict:
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, check=False)
+    if out.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    return json.loads([x for x in out.stdout.splitlines() if x.startswith("{")][-1])
+
+
+def pm_step_worker(devices: int, n: int, repeats: int) -> dict:
+    """Best wall time of one sharded KDK step on ``devices`` devices at ``n^3``."""
+    import jax
+    import jax.numpy as jnp
+
+    from simulator.config import SimConfig
+    from simulator.cosmology import Cosmology
+    from simulator.distributed import pm
+    from simulator.distributed.cic import default_halo
+    from simulator.distributed.mesh import device_mesh
+
+    mesh = device_mesh(devices)
+    conf = SimConfig(mesh=n, box=4.0 * n, steps=1)
+    halo = default_halo(n, mesh)
+    state, _ = pm.simulate(0, Cosmology(), conf, mesh, halo, pm=False)
+    fac = jnp.asarray([1.0, 0.1, 0.1, 1.0, 0.1], state.disp.dtype)
+    accel = jax.tree_util.Partial(pm.acceleration, conf=conf, mesh=mesh, halo=halo)
+    step = jax.jit(lambda carry: pm._kdk(carry, fac, accel))
+    carry = (state.disp, state.vel, jnp.zeros_like(state.disp))
+    carry = jax.block_until_ready(step(carry))  # compile
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        carry = jax.block_until_ready(step(carry))
+        best = min(best, time.perf_counter() - t0)
+    return {"devices": devices, "mesh": n, "seconds": best}
+
+
+def ensemble_worker(members: int, n: int, steps: int, out_dir: str) -> dict:
+    """Wall time of ``run_ensemble`` over this MPI launch's ranks, after a warm-up run."""
+    from mpi4py import MPI
+
+    from simulator.config import SimConfig
+    from simulator.cosmology import Cosmology
+    from simulator.ensemble import run_ensemble
+
+    comm = MPI.COMM_WORLD
+    cosmo, conf = Cosmology(), SimConfig(mesh=n, box=4.0 * n, steps=steps)
+    # one member per rank in a scratch directory compiles everything on every rank
+    run_ensemble(comm.Get_size(), cosmo, conf, f"{out_dir}/warmup", 10**6, False, False, comm)
+    comm.Barrier()
+    t0 = time.perf_counter()
+    run_ensemble(members, cosmo, conf, out_dir, keep_fields=False, progress=False, comm=comm)
+    seconds = time.perf_counter() - t0
+    return {"ranks": comm.Get_size(), "members": members, "mesh": n, "seconds": seconds}
+
+
+def _pm(devices: int, n: int, repeats: int) -> float:
+    cmd = [sys.executable, __file__, "--worker", "pm", "--devices", str(devices)]
+    cmd += ["--mesh", str(n), "--repeats", str(repeats)]
+    result = _last_json(cmd, _env(devices))
+    print(json.dumps(result), flush=True)
+    return result["seconds"]
+
+
+def _ensemble(ranks: int, args: argparse.Namespace) -> float:
+    best = float("inf")
+    for _ in range(args.ensemble_repeats):
+        with tempfile.TemporaryDirectory() as out:
+            cmd = [shutil.which("mpiexec") or "mpiexec", "-n", str(ranks), sys.executable, __file__]
+            cmd += ["--worker", "ensemble", "--members", str(args.members)]
+            cmd += ["--mesh", str(args.ensemble_mesh), "--steps", str(args.steps), "--out", out]
+            result = _last_json(cmd, _env(1))
+        print(json.dumps(result), flush=True)
+        best = min(best, result["seconds"])
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mesh", type=int, default=64, help="strong-scaling mesh (default 64)")
+    parser.add_argument("--weak-mesh", type=int, default=80, help="2-device weak mesh (80)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed PM steps (best kept)")
+    parser.add_argument("--members", type=int, default=8, help="ensemble members (default 8)")
+    parser.add_argument("--ensemble-mesh", type=int, default=32, help="ensemble mesh (32)")
+    parser.add_argument("--steps", type=int, default=5, help="PM steps per member (5)")
+    parser.add_argument("--ensemble-repeats", type=int, default=2, help="ensemble repeats")
+    parser.add_argument("--worker", choices=("pm", "ensemble"), help=argparse.SUPPRESS)
+    parser.add_argument("--devices", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker == "pm":
+        print(json.dumps(pm_step_worker(args.devices, args.mesh, args.repeats)))
+        return
+    if args.worker == "ensemble":
+        result = ensemble_worker(args.members, args.mesh, args.steps, args.out)
+        from mpi4py import MPI
+
+        if MPI.COMM_WORLD.Get_rank() == 0:
+            print(json.dumps(result))
+        return
+    n, n2 = args.mesh, args.weak_mesh
+    t1, t2 = _pm(1, n, args.repeats), _pm(2, n, args.repeats)
+    t2_weak = _pm(2, n2, args.repeats)
+    strong = t1 / (2 * t2)
+    weak = (n2**3 / (2 * t2_weak)) / (n**3 / t1)
+    ens = _ensemble(1, args) / (2 * _ensemble(2, args))
+    print(f"strong_eff_2={strong:.2f} weak_eff_2={weak:.2f} ensemble_eff_2={ens:.2f}")
+
+
+if __name__ == "__main__":
+    main()
