@@ -40,7 +40,9 @@ def fit_nodes(
     restarts: int = 1,
     iterations: int = 30,
     seed: int = 0,
-    chunk: int = 2048,
+    chunk: int = 1024,
+    min_length: int = 8,
+    min_params: int = 1,
     deadline: float | None = None,
 ) -> list[Fit]:
     """Fit the parameters of every tree to ``y`` (shape ``(n,)``) given ``X`` ``(n, d)``.
@@ -50,6 +52,10 @@ def fit_nodes(
     ``s * g`` and ``s`` is appended to its parameters. The kernel is compiled for every
     operator, so that all searches and refits of a session share it. Past ``deadline``
     (``time.monotonic()``), the remaining trees get ``mse = inf`` without being fitted.
+
+    Shapes are padded (program length to a power of two >= ``min_length``, parameters
+    to one >= ``min_params``, every batch to ``chunk`` programs) so that few kernels are
+    ever compiled.
     """
     if not nodes:
         return []
@@ -58,7 +64,8 @@ def fit_nodes(
     counts = [P.n_params(n) for n in nodes]
     groups: dict[tuple[int, int, bool], list[int]] = {}
     for i, node in enumerate(nodes):
-        key = (P.bucket(P.program_length(node), 8), P.bucket(max(counts[i], 1), 1), counts[i] > 0)
+        length = P.bucket(P.program_length(node), min_length)
+        key = (length, P.bucket(max(counts[i], 1), min_params), counts[i] > 0)
         groups.setdefault(key, []).append(i)
     results: list[Fit | None] = [None] * len(nodes)
     X = np.asarray(X, float)  # pad columns so that problems of 1..8 variables share kernels
@@ -92,7 +99,7 @@ def fit_nodes(
                             )
                         else:
                             init[row] = rng.normal(size=n_par) * 2.0
-                size = P.bucket(len(batch), 64)
+                size = chunk
                 prog = P.compile_programs(batch + [batch[0]] * (size - len(batch)), length)
                 init = np.concatenate([init, np.zeros((size - len(batch), n_par))])
                 params, mse, jtj = jax.device_get(
@@ -135,7 +142,9 @@ def refit(
         params.append((pexpr, syms))
         starts.append(values)
         keep.append(i)
-    fits = fit_nodes(trees, X, y, starts, restarts=restarts, seed=seed)
+    fits = fit_nodes(
+        trees, X, y, starts, restarts=restarts, seed=seed, chunk=64, min_length=32, min_params=8
+    )
     out: list[tuple[sp.Expr, Fit] | None] = [None] * len(exprs)
     for i, (pexpr, syms), fit in zip(keep, params, fits, strict=True):
         if np.isfinite(fit.mse):

@@ -17,6 +17,8 @@ import sympy as sp
 
 from discovery.fit import description_length, refit
 
+_SYMBOLIC_OPS = 40  # above this many operations, equivalence is checked numerically only
+
 _BASES = (
     sp.Integer(1),
     sp.pi,
@@ -124,12 +126,13 @@ def equivalent(
     variable); when sympy cannot show it, numerically on the rows ``X`` (difference or
     ratio constant to ``rtol``).
     """
-    for combo in (a - b, a / b):
-        try:
-            if not sp.simplify(combo).free_symbols:
-                return True
-        except (TypeError, ValueError, RecursionError):
-            pass
+    if sp.count_ops(a) <= _SYMBOLIC_OPS:  # sympy's simplify can take minutes on large laws
+        for combo in (a - b, a / b):
+            try:
+                if not sp.simplify(combo).free_symbols:
+                    return True
+            except (TypeError, ValueError, RecursionError):
+                pass
     with np.errstate(all="ignore"):
         va, vb = _evaluate(a, variables, X), _evaluate(b, variables, X)
         return _numerically_constant(va - vb, rtol, float(np.median(np.abs(vb)))) or (
@@ -139,7 +142,7 @@ def equivalent(
 
 def identical(a: sp.Expr, b: sp.Expr) -> bool:
     """``a`` has exact constants only (no floats) and ``a - b`` simplifies to zero."""
-    if a.atoms(sp.Float):
+    if a.atoms(sp.Float) or sp.count_ops(a) > _SYMBOLIC_OPS:
         return False
     try:
         return sp.simplify(a - b) == 0

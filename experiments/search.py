@@ -48,6 +48,7 @@ def search(
     criterion: str = "mdl",
     backend: str = "auto",
     target: str = "y",
+    noise: float | None = None,
 ) -> Search:
     """Search a law ``y = g(X)`` with ``discovery.discover`` and pick one by ``criterion``.
 
@@ -57,8 +58,10 @@ def search(
         max_complexity, budget_s, seed, backend: passed to ``discover``.
         criterion: ``"accuracy"``, ``"score"``, ``"best"`` or ``"mdl"`` (``ParetoFront.best``).
         target: name of ``y`` (must differ from the variable names).
+        noise: standard deviation of ``y`` (the accuracy asked of the law), which sets the
+            description length; None lets the engine estimate it.
     """
-    from discovery.search import discover
+    from discovery import discover
 
     pareto = discover(
         np.asarray(X, float),
@@ -70,6 +73,7 @@ def search(
         seed=seed,
         backend=backend,
         target=target,
+        noise=noise,
     )
     best = pareto.best(criterion)
     candidates = list(pareto.candidates)
@@ -88,5 +92,6 @@ def search(
         "description_length": float(best.description_length),
         "budget_s": budget_s,
         "operators": operators,
+        "noise": noise,
     }
     return Search(plain(best.expression, variables), front, chosen, constants, details)

@@ -11,6 +11,7 @@ the step index only, so a resumed run is identical to an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -92,22 +93,11 @@ class RunConfig:
 
 @dataclasses.dataclass
 class _Setup:
-    """Everything compiled functions close over."""
+    """What a run's compiled functions need: the posterior, configuration, preconditioner."""
 
     posterior: FieldPosterior
     config: RunConfig
     precond: Preconditioner
-    sampler: Sampler
-    index: np.ndarray
-    nbins: int
-
-
-def _make_setup(posterior: FieldPosterior, config: RunConfig, precond: Preconditioner) -> _Setup:
-    sampler = make_sampler(config.sampler, latent_logdensity(posterior, precond))
-    nbins = posterior.mesh // 2
-    return _Setup(
-        posterior, config, precond, sampler, shell_index(posterior.mesh, posterior.box), nbins
-    )
 
 
 def prepare(
@@ -127,8 +117,7 @@ def prepare(
     # The field's MAP at the scalars' prior means: a joint MAP would trade the amplitude of
     # s against the bias (the mode of a high-dimensional posterior is not typical of it).
     x0 = precond.to_latent(params0)
-    logdensity = latent_logdensity(posterior, precond)
-    xs_map, _ = find_map(lambda xs: logdensity({**x0, "s": xs}), x0["s"], config.map_steps)
+    xs_map = _map_fn(posterior, config.map_steps)(precond, x0)
     map_params = precond.to_params({**x0, "s": xs_map})
     precond = _preconditioner(posterior, config, map_params, key_pre2)
     center = precond.to_latent(map_params)
@@ -168,9 +157,12 @@ def _prior_draw(key: jax.Array, posterior: FieldPosterior) -> Params:
     return params
 
 
-def _pk_linear(setup: _Setup, params: Params) -> jax.Array:
-    delta_l = setup.posterior.linear(params["s"], params.get("cosmo", {}))
-    return power_in_shells(delta_l, setup.posterior.box, setup.index, setup.nbins)
+def _pk_linear(posterior: FieldPosterior, params: Params) -> jax.Array:
+    delta_l = posterior.linear(params["s"], params.get("cosmo", {}))
+    nbins = posterior.mesh // 2
+    return power_in_shells(
+        delta_l, posterior.box, shell_index(posterior.mesh, posterior.box), nbins
+    )
 
 
 def prior_pk_linear(posterior: FieldPosterior, params: Params) -> np.ndarray:
@@ -187,18 +179,47 @@ def prior_pk_linear(posterior: FieldPosterior, params: Params) -> np.ndarray:
     return np.asarray(mean_t2 * posterior.box**3 / m**3)
 
 
-def _chunk_fn(setup: _Setup, length: int) -> Callable:
-    """Compiled ``(states, tunings, chain_keys, start) -> (states, records, fields)``."""
-    sampler, precond, posterior = setup.sampler, setup.precond, setup.posterior
+def _sampler(posterior: FieldPosterior, name: str, precond: Preconditioner) -> Sampler:
+    return make_sampler(name, latent_logdensity(posterior, precond))
 
-    def one_chain(state, tuning, chain_key, start):
+
+@functools.cache
+def _map_fn(posterior: FieldPosterior, num_steps: int) -> Callable:
+    """Compiled ``(precond, x0) -> latent MAP of s`` at the scalars of ``x0``."""
+
+    @jax.jit
+    def run(precond, x0):
+        logdensity = latent_logdensity(posterior, precond)
+        xs, _ = find_map(lambda xs: logdensity({**x0, "s": xs}), x0["s"], num_steps)
+        return xs
+
+    return run
+
+
+@functools.cache
+def _warmup_fn(posterior: FieldPosterior, name: str, num_warmup: int) -> Callable:
+    """Compiled ``(precond, keys, starts) -> (states, tunings, grads)``, vmapped over chains."""
+
+    def one(precond, key, position):
+        return _sampler(posterior, name, precond).warmup(key, position, num_warmup)
+
+    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
+
+
+@functools.cache
+def _chunk_fn(posterior: FieldPosterior, name: str, length: int) -> Callable:
+    """Compiled ``(precond, states, tunings, chain_keys, start) -> (states, records, fields)``."""
+
+    def one_chain(precond, state, tuning, chain_key, start):
+        sampler = _sampler(posterior, name, precond)
+
         def body(state, i):
             state, info = sampler.step(jax.random.fold_in(chain_key, start + i), state, tuning)
             params = precond.to_params(sampler.position(state))
             record = {
                 "scalars": posterior.scalar_vector(params),
                 "logdensity": state.logdensity,
-                "pk_linear": _pk_linear(setup, params),
+                "pk_linear": _pk_linear(posterior, params),
                 **{f"info/{k}": v for k, v in info._asdict().items()},
             }
             return state, record
@@ -208,16 +229,7 @@ def _chunk_fn(setup: _Setup, length: int) -> Callable:
         fields = {"s": params["s"], **posterior.fields(params)}
         return state, records, fields
 
-    return jax.jit(jax.vmap(one_chain, in_axes=(0, 0, 0, None)))
-
-
-def _warmup_fn(setup: _Setup) -> Callable:
-    warm = partial(_warmup_one, setup.sampler, setup.config.num_warmup)
-    return jax.jit(jax.vmap(warm))
-
-
-def _warmup_one(sampler: Sampler, num_warmup: int, key, position):
-    return sampler.warmup(key, position, num_warmup)
+    return jax.jit(jax.vmap(one_chain, in_axes=(None, 0, 0, 0, None)))
 
 
 def _keys(seed: int, num_chains: int) -> dict[str, jax.Array]:
@@ -239,12 +251,12 @@ class ChainRun:
         self.tunings = tunings
         self.arrays = arrays
         self.steps_done = steps_done
-        self._chunk = _chunk_fn(setup, setup.config.thin)
+        self._chunk = _chunk_fn(setup.posterior, setup.config.sampler, setup.config.thin)
 
     def advance(self, chain_keys: jax.Array) -> dict[str, np.ndarray]:
         """Run ``thin`` more steps of every chain; append their records and fields."""
         self.states, records, fields = self._chunk(
-            self.states, self.tunings, chain_keys, self.steps_done
+            self.setup.precond, self.states, self.tunings, chain_keys, self.steps_done
         )
         records = jax.tree.map(np.asarray, records)
         for name, value in records.items():
@@ -316,13 +328,14 @@ def run_chains(
 
 def _start(posterior, config, keys, truth) -> ChainRun:
     precond, map_params, starts = prepare(posterior, config, keys["prepare"])
-    setup = _make_setup(posterior, config, precond)
-    states, tunings, warm_grads = _warmup_fn(setup)(keys["warmup"], starts)
+    setup = _Setup(posterior, config, precond)
+    warmup = _warmup_fn(posterior, config.sampler, config.num_warmup)
+    states, tunings, warm_grads = warmup(precond, keys["warmup"], starts)
     init_params = jax.vmap(precond.to_params)(starts)
     arrays: dict[str, np.ndarray] = {
         "k": bin_centres(posterior.mesh, posterior.box),
         "prior/pk_linear": prior_pk_linear(posterior, map_params),
-        "init/pk_linear": np.asarray(jax.vmap(partial(_pk_linear, setup))(init_params)),
+        "init/pk_linear": np.asarray(jax.vmap(partial(_pk_linear, posterior))(init_params)),
         "warmup/num_grads": np.asarray(warm_grads),
         "map/s": np.asarray(map_params["s"]),
         **{f"map/{k}": np.asarray(v) for k, v in posterior.fields(map_params).items()},
@@ -342,12 +355,13 @@ def _resume(posterior, config, path) -> ChainRun:
     template_pre = prior_preconditioner(posterior, posterior.initial_params())
     precond = read_tree(path, "precond", template_pre)
     precond = jax.tree.map(jnp.asarray, precond)
-    setup = _make_setup(posterior, config, precond)
+    setup = _Setup(posterior, config, precond)
     start = jax.vmap(lambda _: precond.to_latent(posterior.initial_params()))(
         jnp.arange(config.num_chains)
     )
     keys = _keys(config.seed, config.num_chains)
-    states_t, tunings_t, _ = jax.eval_shape(_warmup_fn(setup), keys["warmup"], start)
+    warmup = _warmup_fn(posterior, config.sampler, config.num_warmup)
+    states_t, tunings_t, _ = jax.eval_shape(warmup, precond, keys["warmup"], start)
     states = jax.tree.map(jnp.asarray, read_tree(path, "state", states_t))
     tunings = jax.tree.map(jnp.asarray, read_tree(path, "tuning", tunings_t))
     return ChainRun(setup, states, tunings, arrays, int(attrs["steps_done"]))

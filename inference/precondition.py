@@ -11,6 +11,7 @@ Because ``A`` is constant, the latent log density is the posterior one up to a c
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -104,10 +105,8 @@ def fisher_preconditioner(
     if num_probes < 1:
         raise ValueError(f"num_probes={num_probes} is not allowed: need at least 1")
     prior = prior_preconditioner(posterior, params)
-    index, nbins = k2_shell_index(posterior.mesh)
-    h_shell, scalar_curv = _curvatures(
-        posterior, params, prior.scale, key, num_probes, eps, index, nbins
-    )
+    index, _ = k2_shell_index(posterior.mesh)
+    h_shell, scalar_curv = _curvature_fn(posterior, num_probes, eps)(params, prior.scale, key)
     h = jnp.maximum(h_shell, 1.0)
     field_scale = jnp.asarray(1.0 / jnp.sqrt(h))[jnp.asarray(index)].astype(jnp.float32)
     scale = jax.tree.map(
@@ -120,16 +119,14 @@ def fisher_preconditioner(
     return Preconditioner(field_scale, prior.loc, scale)
 
 
-def _curvatures(posterior, params, prior_scale, key, num_probes, eps, index, nbins):
-    """Shell-averaged field Hessian and diagonal scalar Hessian of ``-log p``, one compilation."""
+@functools.cache
+def _curvature_fn(posterior: FieldPosterior, num_probes: int, eps: float) -> Callable:
+    """Compiled ``(params, prior_scale, key) -> (h_shell, scalar_curvatures)`` of ``-log p``."""
     grad = jax.grad(posterior.logdensity)
-    scalars = {g: params[g] for g in prior_scale}
-    flat, unravel = ravel_pytree(scalars)
-    steps, _ = ravel_pytree(prior_scale)
-    steps = eps * steps
+    index, nbins = k2_shell_index(posterior.mesh)
 
     @jax.jit
-    def run(params, key):
+    def run(params, prior_scale, key):
         def probe(z):
             up = grad({**params, "s": params["s"] + eps * z})["s"]
             down = grad({**params, "s": params["s"] - eps * z})["s"]
@@ -143,28 +140,21 @@ def _curvatures(posterior, params, prior_scale, key, num_probes, eps, index, nbi
         num, den = jax.lax.map(probe, zs)
         h_shell = jnp.sum(num, 0) / jnp.maximum(jnp.sum(den, 0), 1e-30)
 
+        flat, unravel = ravel_pytree({g: params[g] for g in prior_scale})
+        steps = eps * ravel_pytree(prior_scale)[0]
+
+        def scalar_grad(shift):
+            g = grad({**params, **unravel(flat + shift)})
+            return ravel_pytree({k: g[k] for k in prior_scale})[0]
+
         def scalar_curvature(i):
             shift = jnp.zeros_like(flat).at[i].set(steps[i])
-            g_up = ravel_pytree(
-                {
-                    g: v
-                    for g, v in grad({**params, **unravel(flat + shift)}).items()
-                    if g in prior_scale
-                }
-            )[0]
-            g_dn = ravel_pytree(
-                {
-                    g: v
-                    for g, v in grad({**params, **unravel(flat - shift)}).items()
-                    if g in prior_scale
-                }
-            )[0]
-            return -(g_up[i] - g_dn[i]) / (2.0 * steps[i])
+            return -(scalar_grad(shift)[i] - scalar_grad(-shift)[i]) / (2.0 * steps[i])
 
         curv = jax.vmap(scalar_curvature)(jnp.arange(flat.size)) if flat.size else flat
         return h_shell, unravel(curv)
 
-    return run(params, key)
+    return run
 
 
 def latent_logdensity(

@@ -43,7 +43,7 @@ MEMBERS = 4
 
 def main(out_dir: str) -> None:
     mesh = device_mesh()
-    _, delta = pm.simulate(0, COSMO, CONF, mesh, halo=4)
+    _, delta = pm.simulate(COSMO, CONF, mesh, 0, halo=4)
     local_shapes = [s.data.shape for s in delta.addressable_shards]
     rms = float(jax.jit(jnp.std)(delta))  # a reduction over both processes' shards
     delta = np.asarray(multihost_utils.process_allgather(delta, tiled=True))

@@ -81,37 +81,38 @@ def fft_and_cic() -> dict:
     }
 
 
-def single_device(noise):
-    table = growth_table(COSMO)
-    delta_lin = ic.linear_field(noise, COSMO, CONF)
+def single_device(noise, cosmo):
+    table = growth_table(cosmo)
+    delta_lin = ic.linear_field(noise, cosmo, CONF)
     psi1, psi2 = lpt.lpt_displacements(delta_lin, CONF)
     g = growth_at(table, CONF.a_start)
     fields = [gravity.density_contrast(g.D1 * psi1, CONF)]
     state = lpt.lpt(delta_lin, table, CONF)
     fields.append(gravity.density_contrast(state.disp, CONF))
-    final = nbody.nbody(state, COSMO, table, CONF)[0]
+    final = nbody.nbody(state, cosmo, table, CONF)[0]
     fields.append(gravity.density_contrast(final.disp, CONF))
     return jnp.mean(fields[-1] ** 2), (fields, final.disp)
 
 
-def sharded(noise):
-    table = growth_table(COSMO)
-    delta_lin = pm.linear_field(noise, COSMO, CONF, MESH)
+def sharded(noise, cosmo):
+    table = growth_table(cosmo)
+    delta_lin = pm.linear_field(noise, cosmo, CONF, MESH)
     psi1, psi2 = pm.lpt_displacements(delta_lin, CONF, MESH)
     g = growth_at(table, CONF.a_start)
     fields = [pm.density_contrast(g.D1 * psi1, CONF, MESH, HALO)]
     state = pm.lpt(delta_lin, table, CONF, MESH)
     fields.append(pm.density_contrast(state.disp, CONF, MESH, HALO))
-    final = pm.nbody(state, COSMO, table, CONF, MESH, HALO)
+    final = pm.nbody(state, cosmo, table, CONF, MESH, HALO)
     fields.append(pm.density_contrast(final.disp, CONF, MESH, HALO))
     return jnp.mean(fields[-1] ** 2), (fields, final.disp)
 
 
 def simulation() -> dict:
     noise = ic.white_noise(0, CONF)
-    (_, (f1, disp1)), g1 = jax.jit(jax.value_and_grad(single_device, has_aux=True))(noise)
+    grad = partial(jax.value_and_grad, argnums=(0, 1), has_aux=True)
+    (_, (f1, disp1)), (g1, c1) = jax.jit(grad(single_device))(noise, COSMO)
     noise_s = jax.jit(lambda s: pm.white_noise(s, CONF, MESH))(0)
-    (_, (fs, disps)), gs = jax.jit(jax.value_and_grad(sharded, has_aux=True))(noise_s)
+    (_, (fs, disps)), (gs, cs) = jax.jit(grad(sharded))(noise_s, COSMO)
     # particles whose final mesh plane lies outside their home slab
     width = N // 8
     home = np.arange(N**3) // (N**3 // 8)
@@ -126,6 +127,8 @@ def simulation() -> dict:
         "pm_rms": float(np.std(f1[2])),
         "grad_err": rel_err(gs, g1),
         "grad_sharding": str(gs.sharding.spec),
+        "grad_omega_m_err": abs(float(cs.Omega_m / c1.Omega_m) - 1.0),
+        "grad_sigma8_err": abs(float(cs.sigma8 / c1.sigma8) - 1.0),
         "crossed_fraction": float(np.mean(plane // width != home)),
         "pm_required_halo": int(dcic.required_halo(pos_s, N, MESH)),
         "halo": HALO,

@@ -16,6 +16,7 @@ import pytest
 
 from simulator import cic
 from simulator.config import SimConfig
+from simulator.cosmology import Cosmology
 from simulator.distributed import cic as dcic
 from simulator.distributed import fft, pm
 from simulator.distributed.mesh import device_mesh
@@ -73,6 +74,8 @@ def test_pm_field_matches_with_boundary_crossings(checks):
 
 def test_gradient_matches_single_device_adjoint(checks):
     assert checks["grad_err"] < TOL
+    assert checks["grad_omega_m_err"] < TOL
+    assert checks["grad_sigma8_err"] < TOL
     assert checks["grad_sharding"] == "P('slab',)"
 
 
@@ -106,6 +109,11 @@ def test_bad_input_is_refused_before_compiling(kwargs, name):
     args = {"conf": SimConfig(mesh=16), "halo": 0, **kwargs}
     with pytest.raises(ValueError, match=name):
         pm.check_config(args["conf"], device_mesh(1), args["halo"])
+
+
+def test_bad_seed_is_refused():
+    with pytest.raises(ValueError, match="seed"):
+        pm.simulate(Cosmology(), SimConfig(mesh=8), device_mesh(1), seed=-1)
 
 
 def test_bad_device_count_is_refused():

@@ -5,6 +5,7 @@
 on the merged ``ensemble.h5``.
 """
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
+from simulator.distributed_cli import add_ensemble_arguments, run_ensemble_command
 from simulator.ensemble import rank_members, run_ensemble
 
 SCRIPT = Path(__file__).with_name("mpi_checks.py")
@@ -66,4 +68,16 @@ def test_rank_members_partition_the_ensemble():
 def test_bad_ensemble_input_writes_nothing(tmp_path, count, first_seed, name):
     with pytest.raises(ValueError, match=name):
         run_ensemble(count, Cosmology(), SimConfig(mesh=8), tmp_path / "run", first_seed)
+    assert not (tmp_path / "run").exists()
+
+
+def test_ensemble_option_is_validated(tmp_path):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(tmp_path / "run"))
+    parser.add_argument("--no-progress", action="store_true")
+    add_ensemble_arguments(parser)
+    args = parser.parse_args(["--ensemble", "0", "--no-fields"])
+    with pytest.raises(ValueError, match="ensemble=0"):
+        run_ensemble_command(args, Cosmology(), SimConfig(mesh=8))
     assert not (tmp_path / "run").exists()

@@ -59,3 +59,18 @@ def binned_power(field: jax.Array, bins: PowerBins, box: float) -> jax.Array:
     power = jnp.abs(jnp.fft.rfftn(field)) ** 2 * jnp.asarray(bins.weight, field.dtype)
     total = jax.ops.segment_sum(power.ravel(), bins.index.ravel(), num_segments=n_bins + 1)
     return total[:n_bins] * (volume / ncell**2) / jnp.asarray(bins.counts, field.dtype)
+
+
+def coarse_log_power(power: jax.Array, counts: np.ndarray, n_coarse: int) -> jax.Array:
+    """ln of mode-weighted averages of consecutive groups of fine band powers.
+
+    ``power`` (..., n_bins) with ``counts`` (n_bins,) modes per bin -> (..., n_coarse): a few
+    interpretable inputs (large-, intermediate-, small-scale power) for symbolic laws.
+    """
+    n_bins = counts.shape[0]
+    if not 1 <= int(n_coarse) <= n_bins:
+        raise ValueError(f"n_coarse={n_coarse}: must be between 1 and n_bins={n_bins}")
+    weights = np.zeros((int(n_coarse), n_bins))
+    for i, group in enumerate(np.array_split(np.arange(n_bins), int(n_coarse))):
+        weights[i, group] = counts[group] / counts[group].sum()
+    return jnp.log(power @ jnp.asarray(weights.T, power.dtype))

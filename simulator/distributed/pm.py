@@ -230,21 +230,25 @@ def forward(
 
 
 def simulate(
-    seed: int,
     cosmo: Cosmology,
     conf: SimConfig,
     mesh: Mesh,
+    seed: int = 0,
+    *,
     halo: int | None = None,
     pm: bool = True,
 ) -> tuple[State, Array]:
     """Run the sharded simulation from a seed; the sharded counterpart of one device's
     ``white_noise -> linear_field -> lpt -> nbody -> density_contrast``.
 
+    Arguments follow ``simulator.pipeline.simulate``; everything is validated before
+    compiling.
+
     Args:
-        seed: white-noise seed (same noise as ``simulator.ic.white_noise``).
-        cosmo: cosmology (validated here).
+        cosmo: cosmology.
         conf: configuration with ``ptcl_grid == mesh``.
         mesh: device mesh (``simulator.distributed.mesh.device_mesh``).
+        seed: non-negative white-noise seed (same noise as ``simulator.ic.white_noise``).
         halo: halo width in cells; ``None`` gives ``cic.default_halo``. It must exceed the
             largest displacement of a particle out of its slab (``cic.required_halo``).
         pm: run the N-body steps (``False``: LPT only).
@@ -256,6 +260,8 @@ def simulate(
     halo = cic.default_halo(conf.mesh, mesh) if halo is None else halo
     check_config(conf, mesh, halo)
     cosmo.validate()
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed={seed!r} is invalid: must be a non-negative integer")
     return _simulate_jit(seed, cosmo, conf, mesh, halo, pm)
 
 
