@@ -87,7 +87,8 @@ def main() -> None:
         )
         fwd, grad, mem = results[name]
         print(
-            f"{name}: forward {fwd:.3f} s, gradient {grad:.3f} s, gradient memory {mem / 2**20:.1f} MiB"
+            f"{name}: forward {fwd:.3f} s, gradient {grad:.3f} s, "
+            f"gradient memory {mem / 2**20:.1f} MiB"
         )
     ratio = [results["cosmolaw"][i] / results["jaxpm"][i] for i in range(3)]
     print(f"mesh={args.mesh} steps={args.steps} devices={jax.devices()}")

@@ -47,7 +47,7 @@ QUICK: dict[str, Any] = {
     "n_w": 9,
     "n_held_out": 300,
     "max_complexity": 5,
-    "budget_s": 30.0,
+    "budget_s": 120.0,
     "backend": "exhaustive",
     **_SEARCH,
 }
@@ -252,10 +252,10 @@ def run(config: dict[str, Any], out_dir: Path):
     lcdm_err = law_lcdm.evaluate(law_lcdm.X_test) / law_lcdm.y_test - 1.0
     checks = [
         Check(
-            "form f = Omega_m(a)^gamma found",
-            float(gamma is not None),
-            "1 (yes)",
-            gamma is not None,
+            "amplitude A of f = A Omega_m(a)^gamma (LCDM)",
+            amplitude,
+            "1 +- 0.005 (f = 1 in matter domination)",
+            bool(abs(amplitude - 1.0) <= 0.005),
         ),
         Check(
             "gamma (LCDM)",

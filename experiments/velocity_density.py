@@ -39,7 +39,7 @@ QUICK: dict[str, Any] = {
     "test_seeds": [1],
     "operators": "add,sub,mul,div,pow",
     "max_complexity": 5,
-    "budget_s": 30.0,
+    "budget_s": 120.0,
     "criterion": "mdl",
     "backend": "exhaustive",
     "seed": 0,

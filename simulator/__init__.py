@@ -6,7 +6,10 @@ Linear theory lives in ``cosmology`` (parameters, background), ``growth``
 the observation model in ``bias``, ``rsd``, ``selection``, ``noise`` and ``mock``.
 """
 
+from simulator.cic import paint, readout
+from simulator.config import SimConfig
 from simulator.cosmology import PRESETS, Cosmology, E, dlnE_dlna, omega_m_a
+from simulator.gravity import acceleration, density_contrast, force_mesh, lattice
 from simulator.growth import (
     Growth,
     GrowthTable,
@@ -15,9 +18,45 @@ from simulator.growth import (
     growth_rate,
     growth_table,
 )
+from simulator.ic import linear_field, linear_modes, white_noise
 from simulator.linear_power import TabulatedTransfer, linear_power, sigma_r, transfer_function
+from simulator.lpt import lpt
+from simulator.measure import (
+    Spectrum,
+    correlation_coefficient,
+    cross_power,
+    field_transfer,
+    power_spectrum,
+)
+from simulator.nbody import State, integrate, integrate_backward, kdk_step, nbody, step_factors
+from simulator.pipeline import SimResult, forward, simulate
 
 __all__ = [
+    "SimConfig",
+    "SimResult",
+    "Spectrum",
+    "State",
+    "acceleration",
+    "correlation_coefficient",
+    "cross_power",
+    "density_contrast",
+    "field_transfer",
+    "force_mesh",
+    "forward",
+    "integrate",
+    "integrate_backward",
+    "kdk_step",
+    "lattice",
+    "linear_field",
+    "linear_modes",
+    "lpt",
+    "nbody",
+    "paint",
+    "power_spectrum",
+    "readout",
+    "simulate",
+    "step_factors",
+    "white_noise",
     "PRESETS",
     "Cosmology",
     "E",

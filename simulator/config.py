@@ -46,7 +46,8 @@ class SimConfig:
         snapshots: scale factors in (a_start, a_stop] at which the state is also returned;
             they are added to the step boundaries (stored sorted, without duplicates).
         gradient: ``"adjoint"`` (reverse-time integration, memory independent of the number
-            of steps) or ``"autodiff"`` (plain reverse-mode through the time steps).
+            of steps) or ``"autodiff"`` (plain JAX differentiation through the time steps,
+            memory growing with the steps; the only mode that supports ``jax.jvp``).
     """
 
     mesh: int = static_field(32)

@@ -6,10 +6,12 @@ its own part ``DIR/parts/part-RRRR-of-SSSS.h5`` atomically; after a barrier rank
 the parts, in member order, into ``DIR/ensemble.h5`` (also atomic) with ``DIR/config.toml``
 and removes the parts. A rerun after an interruption reuses the parts that were complete.
 
-``ensemble.h5`` holds ``seeds`` ``(M,)``, ``fields/delta`` ``(M, mesh, mesh, mesh)`` (unless
-``keep_fields=False``), ``power/k`` ``(nbins,)``, ``power/pk`` ``(M, nbins)`` and
-``power/pk_linear`` ``(nbins,)``; the configuration, cosmology and ensemble size are file
-attributes.
+Members may share one cosmology (an ensemble for covariances) or each have their own (a
+training set for compressors and emulators). ``ensemble.h5`` holds ``seeds`` ``(M,)``,
+``cosmology/<parameter>`` ``(M,)`` for every cosmological parameter, ``fields/delta``
+``(M, mesh, mesh, mesh)`` (unless ``keep_fields=False``), ``power/k`` ``(nbins,)``,
+``power/pk`` and ``power/pk_linear`` ``(M, nbins)``; the configuration and ensemble size
+are file attributes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +54,27 @@ def _check(count: int, first_seed: int) -> None:
             raise ValueError(f"{name}={value!r} is invalid: must be an integer >= {low}")
 
 
-def _metadata(count: int, first_seed: int, cosmo: Cosmology, conf: SimConfig) -> dict[str, Any]:
-    return {
-        "config": to_dict(conf),
-        "cosmology": to_dict(cosmo),
-        "ensemble": {"count": count, "first_seed": first_seed},
-    }
+def _cosmologies(cosmo: Cosmology | Sequence[Cosmology], count: int) -> list[Cosmology]:
+    """One validated cosmology per member."""
+    cosmos = [cosmo] * count if isinstance(cosmo, Cosmology) else list(cosmo)
+    if len(cosmos) != count:
+        raise ValueError(
+            f"cosmo={len(cosmos)} cosmologies is invalid: must be one or count={count}"
+        )
+    for c in cosmos:
+        c.validate()
+    return cosmos
+
+
+def _parameters(cosmos: list[Cosmology]) -> dict[str, np.ndarray]:
+    """Per-member arrays ``(M,)`` of the numeric cosmological parameters."""
+    rows = [to_dict(c) for c in cosmos]
+    names = [k for k, v in rows[0].items() if isinstance(v, float) and not isinstance(v, bool)]
+    return {k: np.asarray([float(r[k]) for r in rows]) for k in names}
+
+
+def _metadata(count: int, first_seed: int, conf: SimConfig) -> dict[str, Any]:
+    return {"config": to_dict(conf), "ensemble": {"count": count, "first_seed": first_seed}}
 
 
 def _part_path(out_dir: Path, rank: int, size: int) -> Path:
@@ -70,13 +88,14 @@ def _part_is_complete(path: Path, signature: str) -> bool:
         return f.attrs.get("signature") == signature
 
 
-def _run_members(members: range, first_seed: int, cosmo, conf, keep_fields, show) -> dict:
-    deltas, pks, k = [], [], None
+def _run_members(members: range, first_seed: int, cosmos, conf, keep_fields, show) -> dict:
+    deltas, pks, pks_lin, k = [], [], [], None
     for i in tqdm(members, desc="ensemble members", unit="sim", disable=not show):
-        delta = simulate(cosmo, conf, first_seed + i).delta
+        delta = simulate(cosmos[i], conf, first_seed + i).delta
         spec = _spectrum(delta, conf.box)
         k = np.asarray(spec.k)
         pks.append(np.asarray(spec.power))
+        pks_lin.append(np.asarray(_linear_power(spec.k, cosmos[i], conf.a_stop)))
         if keep_fields:
             deltas.append(np.asarray(delta))
     n, nbins = conf.mesh, conf.mesh // 2
@@ -84,6 +103,7 @@ def _run_members(members: range, first_seed: int, cosmo, conf, keep_fields, show
         "index": np.asarray(members, np.int64),
         "k": np.zeros(nbins) if k is None else k,
         "pk": np.asarray(pks).reshape(-1, nbins),
+        "pk_linear": np.asarray(pks_lin).reshape(-1, nbins),
         "delta": np.asarray(deltas, conf.dtype).reshape(-1, n, n, n) if keep_fields else None,
     }
 
@@ -96,13 +116,13 @@ def _write_part(path: Path, data: dict, signature: str) -> None:
                 f.create_dataset(name, data=value)
 
 
-def _merge(out_dir: Path, size: int, meta: dict, cosmo: Cosmology, conf: SimConfig) -> Path:
+def _merge(out_dir: Path, size: int, meta: dict, cosmos: list, conf: SimConfig) -> Path:
     parts = [h5py.File(_part_path(out_dir, r, size), "r") for r in range(size)]
     try:
         index = np.concatenate([p["index"][()] for p in parts])
         order = np.argsort(index)
         k = next((p["k"][()] for p in parts if len(p["index"])), parts[0]["k"][()])
-        pk = np.concatenate([p["pk"][()] for p in parts])[order]
+        pk, pk_lin = (np.concatenate([p[x][()] for p in parts])[order] for x in ("pk", "pk_linear"))
         has_fields = "delta" in parts[0]
         delta = np.concatenate([p["delta"][()] for p in parts])[order] if has_fields else None
     finally:
@@ -113,12 +133,16 @@ def _merge(out_dir: Path, size: int, meta: dict, cosmo: Cosmology, conf: SimConf
     with atomic_h5(path) as f:
         set_attrs(f, {**meta, "ensemble": {**meta["ensemble"], "ranks": size}})
         _dataset(f, "seeds", index[order] + first_seed, "1", "white-noise seed of each member")
+        for name, values in _parameters(cosmos).items():
+            _dataset(f, f"cosmology/{name}", values, "1", f"{name} of each member")
         if delta is not None:
             _dataset(f, "fields/delta", delta, "1", f"CIC density contrast at a={conf.a_stop:g}")
         _dataset(f, "power/k", k, "h/Mpc", "mode-weighted mean |k| of each shell")
         _dataset(f, "power/pk", pk, "(Mpc/h)^3", "power spectrum of each member's delta")
-        pk_lin = np.asarray(_linear_power(k, cosmo, conf.a_stop))
-        _dataset(f, "power/pk_linear", pk_lin, "(Mpc/h)^3", f"linear P(k) at a={conf.a_stop:g}")
+        a_stop = f"a={conf.a_stop:g}"
+        _dataset(
+            f, "power/pk_linear", pk_lin, "(Mpc/h)^3", f"each member's linear P(k) at {a_stop}"
+        )
     write_toml(out_dir / "config.toml", meta)
     for r in range(size):
         _part_path(out_dir, r, size).unlink()
@@ -134,7 +158,7 @@ def _dataset(group, name: str, data, units: str, description: str) -> None:
 
 def run_ensemble(
     count: int,
-    cosmo: Cosmology,
+    cosmo: Cosmology | Sequence[Cosmology],
     conf: SimConfig,
     out_dir: str | os.PathLike,
     first_seed: int = 0,
@@ -149,7 +173,9 @@ def run_ensemble(
 
     Args:
         count: ensemble size ``M >= 1``.
-        cosmo: cosmology; conf: simulation configuration (shared by the members).
+        cosmo: one cosmology for every member, or a sequence of ``count`` cosmologies (member
+            ``i`` uses ``cosmo[i]``; no recompilation, the parameters are traced).
+        conf: simulation configuration (shared by the members).
         out_dir: run directory for ``ensemble.h5``, ``config.toml`` and the parts.
         first_seed: seed of member 0 (``>= 0``).
         keep_fields: store every member's final density contrast (``M mesh^3`` values).
@@ -160,7 +186,7 @@ def run_ensemble(
         Path of ``ensemble.h5`` on rank 0, ``None`` on the other ranks.
     """
     _check(count, first_seed)
-    cosmo.validate()
+    cosmos = _cosmologies(cosmo, count)
     conf.validate()
     if comm is None:
         from mpi4py import MPI
@@ -168,15 +194,17 @@ def run_ensemble(
         comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
     out_dir = Path(out_dir)
-    meta = _metadata(count, first_seed, cosmo, conf)
-    signature = json.dumps({**meta, "ranks": size, "keep_fields": keep_fields}, sort_keys=True)
+    meta = _metadata(count, first_seed, conf)
+    params = {k: v.tolist() for k, v in _parameters(cosmos).items()}
+    signature = json.dumps(
+        {**meta, "cosmology": params, "ranks": size, "keep_fields": keep_fields}, sort_keys=True
+    )
     part = _part_path(out_dir, rank, size)
     try:
         if not _part_is_complete(part, signature):
             members = rank_members(count, rank, size)
-            data = _run_members(
-                members, first_seed, cosmo, conf, keep_fields, progress and rank == 0
-            )
+            show = progress and rank == 0
+            data = _run_members(members, first_seed, cosmos, conf, keep_fields, show)
             _write_part(part, data, signature)
     except Exception as err:  # one failed rank would leave the others waiting forever
         if size == 1:
@@ -184,6 +212,6 @@ def run_ensemble(
         print(f"rank {rank}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
         comm.Abort(1)
     comm.Barrier()
-    path = _merge(out_dir, size, meta, cosmo, conf) if rank == 0 else None
+    path = _merge(out_dir, size, meta, cosmos, conf) if rank == 0 else None
     comm.Barrier()
     return path

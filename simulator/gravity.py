@@ -51,7 +51,8 @@ def density_contrast(disp: Array, conf: SimConfig, weights: Array | None = None)
 
 
 def _force_kernels(conf: SimConfig) -> tuple[Array, ...]:
-    """``i K_j / k^2`` factors (real parts ``K_j / k^2``) mapping delta_k to acc_k, h/Mpc^-1."""
+    """Real factors ``K_j / k^2`` (Mpc/h) with ``acc_k = i K_j / k^2 delta_k``, ``K`` the gradient
+    kernel; optionally divided by the squared CIC window (paint and readout)."""
     dtype = conf.float_dtype
     kx, ky, kz = wavenumbers(conf.mesh, conf.box, dtype)
     k2 = kx**2 + ky**2 + kz**2

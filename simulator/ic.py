@@ -62,7 +62,9 @@ def linear_modes(
         s_k = -s_k
     k = k_norm(n, conf.box, noise.dtype)
     pk = linear_power(k, cosmo).astype(noise.dtype)
-    return s_k * jnp.sqrt(pk / conf.cell_size**3)
+    positive = pk > 0  # k = 0: keep sqrt off zero so that forward-mode tangents stay finite
+    amp = jnp.where(positive, jnp.sqrt(jnp.where(positive, pk, 1.0) / conf.cell_size**3), 0.0)
+    return s_k * amp
 
 
 def linear_field(

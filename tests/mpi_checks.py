@@ -6,8 +6,9 @@ Each MPI rank is one JAX process with one CPU device, joined by ``jax.distribute
 
 - the 2-process sharded simulation against the single-device ``pipeline.simulate`` of the
   same seed (``sim_err = max |diff| / rms``);
-- a 4-member ensemble over the 2 ranks: its seeds and every member's field against a direct
-  single-device simulation of that seed (``ensemble_err``).
+- a 4-member training set over the 2 ranks, each member with its own sigma8: its seeds and
+  parameters, and every member's field against a direct single-device simulation of that
+  seed and cosmology (``ensemble_err``).
 
 float64, so that the comparisons measure the decomposition and not round-off.
 """
@@ -37,6 +38,7 @@ from simulator.ensemble import run_ensemble  # noqa: E402
 from simulator.pipeline import simulate  # noqa: E402
 
 COSMO = Cosmology()
+COSMOS = [COSMO] + [Cosmology(sigma8=s) for s in (0.7, 0.75, 0.9)]
 CONF = SimConfig(mesh=16, box=32.0, steps=2, dtype="float64")
 MEMBERS = 4
 
@@ -47,12 +49,13 @@ def main(out_dir: str) -> None:
     local_shapes = [s.data.shape for s in delta.addressable_shards]
     rms = float(jax.jit(jnp.std)(delta))  # a reduction over both processes' shards
     delta = np.asarray(multihost_utils.process_allgather(delta, tiled=True))
-    reference = {seed: np.asarray(simulate(COSMO, CONF, seed).delta) for seed in range(MEMBERS)}
-    path = run_ensemble(MEMBERS, COSMO, CONF, out_dir, progress=False)
+    reference = {s: np.asarray(simulate(COSMOS[s], CONF, s).delta) for s in range(MEMBERS)}
+    path = run_ensemble(MEMBERS, COSMOS, CONF, out_dir, progress=False)
     if PROCESS != 0:
         return
     with h5py.File(path, "r") as f:
         seeds = f["seeds"][()].tolist()
+        sigma8 = f["cosmology/sigma8"][()].tolist()
         fields = f["fields/delta"][()]
     ens_err = max(
         float(np.max(np.abs(fields[i] - reference[s])) / np.std(reference[s]))
@@ -66,6 +69,8 @@ def main(out_dir: str) -> None:
         "sim_err": float(np.max(np.abs(delta - reference[0])) / np.std(reference[0])),
         "rms_err": abs(rms / np.std(reference[0]) - 1.0),
         "seeds": seeds,
+        "sigma8": sigma8,
+        "sigma8_expected": [c.sigma8 for c in COSMOS],
         "ensemble_err": ens_err,
         "leftover_parts": os.path.exists(os.path.join(out_dir, "parts")),
     }

@@ -2,7 +2,9 @@
 
 The 8-device measurements run in a subprocess (``tests/sharded_checks.py``) because the
 host device count must be fixed before JAX starts; the tests assert on its JSON output.
-The tolerance is the issue's: max difference < 1e-5 of the single-device field rms.
+The tolerance is the issue's: max difference < 1e-5 of the single-device field rms. The
+subprocess compiles the sharded and single-device forward and gradient (about a minute of
+CPU), hence ``slow``.
 """
 
 import json
@@ -34,15 +36,18 @@ def checks() -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_runs_on_eight_devices(checks):
     assert checks["devices"] == 8
 
 
+@pytest.mark.slow
 def test_fft_matches_numpy_rfftn(checks):
     assert checks["fft_err"] < 1e-12
     assert checks["ifft_err"] < 1e-12
 
 
+@pytest.mark.slow
 def test_cic_with_halo_matches_single_device(checks):
     # particles reach farther than two 2-plane slabs: exchanges with several neighbours
     assert 2 * 2 < checks["cic_required_halo"] <= checks["halo"]
@@ -50,21 +55,25 @@ def test_cic_with_halo_matches_single_device(checks):
     assert checks["readout_err"] < 1e-12
 
 
+@pytest.mark.slow
 def test_cic_gradients_match_custom_vjp(checks):
     assert checks["cic_grad_pos_err"] < 1e-12
     assert checks["cic_grad_mesh_err"] < 1e-12
 
 
+@pytest.mark.slow
 def test_white_noise_is_bit_identical_and_sharded(checks):
     assert checks["noise_identical"]
     assert checks["noise_sharding"] == "P('slab',)"
 
 
+@pytest.mark.slow
 def test_lpt_fields_match(checks):
     assert checks["lpt1_err"] < TOL
     assert checks["lpt2_err"] < TOL
 
 
+@pytest.mark.slow
 def test_pm_field_matches_with_boundary_crossings(checks):
     assert checks["pm_rms"] > 1.0  # nonlinear: particles moved several cells
     assert checks["crossed_fraction"] > 0.2
@@ -72,6 +81,7 @@ def test_pm_field_matches_with_boundary_crossings(checks):
     assert checks["pm_err"] < TOL
 
 
+@pytest.mark.slow
 def test_gradient_matches_single_device_adjoint(checks):
     assert checks["grad_err"] < TOL
     assert checks["grad_omega_m_err"] < TOL

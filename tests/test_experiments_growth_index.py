@@ -38,6 +38,7 @@ def _ode(omega_m0: float, w: float, a: np.ndarray) -> tuple[np.ndarray, np.ndarr
         return np.asarray(omega_m_a(a, cosmo)), np.asarray(growth_rate(a, cosmo))
 
 
+@pytest.mark.slow
 def test_run_directory(run_dir):
     for name in ("config.toml", "growth.h5", "discoveries.json", "report.html"):
         assert (run_dir / name).stat().st_size > 0, name
@@ -45,6 +46,7 @@ def test_run_directory(run_dir):
         assert (run_dir / f"law{suffix}").exists()
 
 
+@pytest.mark.slow
 def test_lcdm_law_is_a_power_of_omega_with_gamma_055(discoveries, run_dir):
     best = discoveries["best"]
     expr = sp.sympify(best["srepr"])
@@ -64,6 +66,7 @@ def test_lcdm_law_is_a_power_of_omega_with_gamma_055(discoveries, run_dir):
         assert np.max(np.abs(law.law(om) / f - 1)) < 0.005
 
 
+@pytest.mark.slow
 def test_w_dependence_of_gamma(discoveries):
     gamma_law, combined = discoveries["laws"][1], discoveries["laws"][2]
     gamma = sp.sympify(gamma_law["srepr"])
@@ -79,6 +82,7 @@ def test_w_dependence_of_gamma(discoveries):
         assert np.max(np.abs(fn(om, wv) / f - 1)) < 0.01
 
 
+@pytest.mark.slow
 def test_report_names_the_law(run_dir, discoveries):
     html = (run_dir / "report.html").read_text()
     assert "Linder (2005)" in html and discoveries["best"]["expression"].split("**")[0] in html

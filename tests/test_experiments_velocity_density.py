@@ -55,6 +55,7 @@ def test_binned_mean_of_a_known_relation():
     assert np.all(np.abs(ym - xm**2) < 5 * err + 0.02)
 
 
+@pytest.mark.slow
 def test_discovered_law_beats_linear_theory_on_held_out_simulation(run_dir):
     found = json.loads((run_dir / "discoveries.json").read_text())
     law = sp.sympify(found["best"]["srepr"])

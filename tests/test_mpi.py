@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 
 from simulator.config import SimConfig
@@ -48,6 +49,7 @@ def test_two_process_simulation_matches_single_device(mpi_run):
 def test_ensemble_over_two_ranks(mpi_run):
     result, out_dir = mpi_run
     assert result["seeds"] == [0, 1, 2, 3]  # members of both ranks, in order
+    assert result["sigma8"] == result["sigma8_expected"]
     assert result["ensemble_err"] < 1e-12  # each member is the simulation of its seed
     assert not result["leftover_parts"]
     with h5py.File(out_dir / "ensemble.h5", "r") as f:
@@ -55,6 +57,10 @@ def test_ensemble_over_two_ranks(mpi_run):
         assert f.attrs["ensemble/ranks"] == 2
         assert f["fields/delta"].shape == (4, 16, 16, 16)
         assert f["power/pk"].shape == (4, 8)
+        pk_lin, sigma8 = f["power/pk_linear"][()], f["cosmology/sigma8"][()]
+        # each member's linear power is its own: it scales as sigma8^2 at fixed shape
+        ratio = (sigma8[:, None] / sigma8[0]) ** 2
+        np.testing.assert_allclose(pk_lin / pk_lin[:1], np.broadcast_to(ratio, pk_lin.shape), 1e-4)
         assert f["power/pk"].attrs["units"] == "(Mpc/h)^3"
     assert (out_dir / "config.toml").exists()
 
@@ -64,10 +70,18 @@ def test_rank_members_partition_the_ensemble():
     assert sorted(sum(members, [])) == list(range(10))
 
 
-@pytest.mark.parametrize(("count", "first_seed", "name"), [(0, 0, "count"), (2, -1, "first_seed")])
-def test_bad_ensemble_input_writes_nothing(tmp_path, count, first_seed, name):
+@pytest.mark.parametrize(
+    ("count", "cosmo", "first_seed", "name"),
+    [
+        (0, Cosmology(), 0, "count"),
+        (2, Cosmology(), -1, "first_seed"),
+        (2, [Cosmology()] * 3, 0, "cosmo"),
+        (1, [Cosmology(Omega_m=-0.1)], 0, "Omega_m"),
+    ],
+)
+def test_bad_ensemble_input_writes_nothing(tmp_path, count, cosmo, first_seed, name):
     with pytest.raises(ValueError, match=name):
-        run_ensemble(count, Cosmology(), SimConfig(mesh=8), tmp_path / "run", first_seed)
+        run_ensemble(count, cosmo, SimConfig(mesh=8), tmp_path / "run", first_seed)
     assert not (tmp_path / "run").exists()
 
 

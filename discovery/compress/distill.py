@@ -45,9 +45,11 @@ def distill(
     budget_s: float = 30.0,
     criterion: str = "best",
     seed: int = 0,
+    backend: str = "auto",
 ) -> SymbolicSummaries:
     """Fit each column of ``summaries`` (n, p) as a law of ``inputs`` (n, n_inputs) named
-    ``variables``; ``budget_s`` is the search time per summary (see ``discovery.discover``)."""
+    ``variables``; ``budget_s`` is the search time per summary, ``backend`` and ``criterion``
+    are those of ``discovery.discover`` and ``ParetoFront.best``."""
     from discovery import discover
 
     inputs = np.asarray(inputs, float)
@@ -65,6 +67,7 @@ def distill(
             max_complexity=max_complexity,
             budget_s=budget_s,
             seed=seed,
+            backend=backend,
             target=f"t{j}",
         )
         for j in range(summaries.shape[1])

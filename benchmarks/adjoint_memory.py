@@ -1,0 +1,107 @@
+"""Gradient memory against the number of PM steps: adjoint method, plain autodiff, JaxPM.
+
+For each number of steps, the gradient of sum(delta^2) of the final density with respect
+to the white noise (cosmolaw) or the linear field (JaxPM, see pm_vs_jaxpm.py) is compiled,
+and XLA's memory analysis gives its temporary buffer size (bytes), which is deterministic
+on the CPU. The adjoint integrates the particles backwards inside one custom VJP, so its
+temporaries should not grow with the number of steps; autodiff and JaxPM store every step.
+Optionally (--time) the adjoint and JaxPM gradients are also timed at the largest number
+of steps (median of 3 after a warm-up call).
+
+Last line (R = largest / smallest number of steps, 40 / 10 by default):
+``mem_ratio_R=... autodiff_mem_ratio_R=... [jaxpm_mem_ratio_R=...] [adjoint_time_over_jaxpm=...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from jaxpm_reference import jaxpm_run
+
+from simulator.config import SimConfig
+from simulator.cosmology import Cosmology
+from simulator.ic import linear_field, white_noise
+from simulator.pipeline import forward
+
+
+def temp_bytes(fn, *args) -> int:
+    """Temporary buffer size of the compiled function, in bytes."""
+    return jax.jit(fn).lower(*args).compile().memory_analysis().temp_size_in_bytes
+
+
+def median_time(fn, *args) -> float:
+    """Median of 3 timed calls after a warm-up call, in seconds."""
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mesh", type=int, default=64)
+    parser.add_argument("--box", type=float, default=256.0)
+    parser.add_argument("--steps", default="10,40", help="comma-separated step counts")
+    parser.add_argument("--jaxpm", action="store_true", help="also measure JaxPM")
+    parser.add_argument("--time", action="store_true", help="time adjoint vs JaxPM gradients")
+    args = parser.parse_args()
+
+    cosmo = Cosmology.planck18()
+    params = {k: getattr(cosmo, k) for k in ("Omega_m", "Omega_b", "h", "n_s", "sigma8")}
+    steps = [int(s) for s in args.steps.split(",")]
+    base = SimConfig(mesh=args.mesh, box=args.box)
+    noise = white_noise(0, base)
+    delta_lin = jax.jit(lambda s: linear_field(s, cosmo, base))(noise)
+
+    def ours(conf):
+        return jax.grad(lambda s: jnp.sum(forward(s, cosmo, conf).delta ** 2))
+
+    def theirs(n_steps):
+        def loss(d):
+            from jaxpm.painting import cic_paint
+
+            pos = jaxpm_run(d, params, base.a_start, n_steps)
+            n = base.mesh
+            return jnp.sum((cic_paint(jnp.zeros((n, n, n)), pos) - 1.0) ** 2)
+
+        return jax.grad(loss)
+
+    mem = {"adjoint": {}, "autodiff": {}, "jaxpm": {}}
+    for n_steps in steps:
+        conf = dataclasses.replace(base, steps=n_steps)
+        mem["adjoint"][n_steps] = temp_bytes(ours(conf), noise)
+        auto = dataclasses.replace(conf, gradient="autodiff")
+        mem["autodiff"][n_steps] = temp_bytes(ours(auto), noise)
+        if args.jaxpm:
+            mem["jaxpm"][n_steps] = temp_bytes(theirs(n_steps), delta_lin)
+        line = ", ".join(f"{k} {v[n_steps] / 2**20:.1f} MiB" for k, v in mem.items() if v)
+        print(f"steps={n_steps}: {line}", flush=True)
+
+    lo, hi = min(steps), max(steps)
+    names = {"adjoint": "mem_ratio", "autodiff": "autodiff_mem_ratio", "jaxpm": "jaxpm_mem_ratio"}
+    parts = [f"{names[k]}_{hi}_{lo}={v[hi] / v[lo]:.3f}" for k, v in mem.items() if v]
+    if args.time:
+        conf = dataclasses.replace(base, steps=hi)
+        t_adj = median_time(jax.jit(ours(conf)), noise)
+        t_jaxpm = median_time(jax.jit(theirs(hi)), delta_lin)
+        print(f"gradient time at {hi} steps: adjoint {t_adj:.3f} s, JaxPM {t_jaxpm:.3f} s")
+        parts.append(f"adjoint_time_over_jaxpm={t_adj / t_jaxpm:.3f}")
+    print(f"mesh={args.mesh} devices={jax.devices()}")
+    print(" ".join(parts))
+
+
+if __name__ == "__main__":
+    main()
