@@ -36,18 +36,25 @@ from inference.precondition import latent_logdensity
 from inference.samplers import make_sampler
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
-from simulator.mock import Observation, make_mock
+from simulator.mock import Observation, expected_counts
 
 NUM_MODES = 20
 
 
 def build(mesh: int, box: float, seed: int):
-    """The posterior and its truth."""
+    """The posterior and its truth (the mock is drawn through the posterior's own forward
+    model: white noise -> 1LPT -> CIC -> ``nbar (1 + b1 delta)`` -> Poisson)."""
     conf = SimConfig(mesh=mesh, box=box, a_stop=0.5, lpt_order=1)
     cosmo = Cosmology.planck18()
     obs = Observation(bias="linear", bias_params={"b1": 1.5}, nbar_cell=2.0, noise="poisson")
-    mock, truth = make_mock(seed, cosmo, conf, "lpt1", obs)
-    return counts_posterior(mock.counts, mock.selection, conf, cosmo, obs, "lpt1", {}), truth
+    shape = (mesh,) * 3
+    empty = counts_posterior(np.zeros(shape), np.ones(shape), conf, cosmo, obs, "lpt1", {})
+    key_s, key_n = jax.random.split(jax.random.PRNGKey(seed))
+    truth = empty.fields({"s": jax.random.normal(key_s, shape)})
+    lam = expected_counts(truth["delta"], obs.law, obs.bias_parameters(), obs.nbar_cell)
+    counts = np.asarray(jax.random.poisson(key_n, lam), np.float32)
+    posterior = counts_posterior(counts, np.ones(shape), conf, cosmo, obs, "lpt1", {})
+    return posterior, truth
 
 
 def observables(posterior, mode_index: np.ndarray):

@@ -46,13 +46,11 @@ def snap_values(value: float, max_denominator: int = 20, rel: float = 0.05) -> l
 
 
 def tidy(expr: sp.Expr) -> sp.Expr:
-    """Cheap simplification: merge numbers, cancel, combine powers (full ``simplify`` if small)."""
+    """Cheap simplification (cancel, combine powers); kept only when it is not longer."""
+    if sp.count_ops(expr) > _SYMBOLIC_OPS:
+        return expr
     try:
         out = sp.powsimp(sp.cancel(sp.together(expr)), force=False)
-        if sp.count_ops(out) <= 25:
-            simpler = sp.simplify(out)
-            if sp.count_ops(simpler) <= sp.count_ops(out):
-                out = simpler
         return out if sp.count_ops(out) <= sp.count_ops(expr) else expr
     except (sp.PolynomialError, TypeError, ValueError, RecursionError):
         return expr
@@ -66,7 +64,7 @@ def snap(
     sigma: float,
     *,
     seed: int = 0,
-    max_rounds: int = 4,
+    max_rounds: int = 3,
 ) -> tuple[sp.Expr, float, float]:
     """Greedily snap float constants while the description length decreases.
 

@@ -319,7 +319,7 @@ def _postprocess(
 ) -> list[Candidate]:
     """Refit, estimate the noise, snap, simplify, filter by units; candidates with statistics."""
     n = len(y)
-    unique = list(dict.fromkeys(postprocess.tidy(e) for e in raw))
+    unique = list(dict.fromkeys(raw))
     fitted = [f for f in fit.refit(unique, symbols, X, y, seed=seed) if f is not None]
     if not fitted:
         return []
@@ -339,8 +339,8 @@ def _postprocess(
 
     scored = sorted(((stats(e, f), e, f) for e, f in fitted), key=lambda t: t[0])
     # snap the most promising laws: the best by description length and the most accurate
-    by_loss = sorted(scored, key=lambda t: t[2].mse)[:2]
-    todo = list(dict.fromkeys([t[1] for t in scored[:3]] + [t[1] for t in by_loss]))
+    by_loss = sorted(scored, key=lambda t: t[2].mse)[:1]
+    todo = list(dict.fromkeys([t[1] for t in scored[:2]] + [t[1] for t in by_loss]))
     results = {e: (f, dl) for dl, e, f in scored}
     for expr in todo:
         snapped, mse, dl = postprocess.snap(expr, symbols, X, y, sigma, seed=seed)

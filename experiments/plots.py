@@ -83,10 +83,11 @@ def parity_png(
 def residual_png(
     y: np.ndarray, pred: np.ndarray, target: str, literature: Mapping[str, np.ndarray]
 ) -> bytes:
-    """Residuals against the truth and their histogram; relative when the target has no zeros."""
-    relative = bool(np.all(y != 0))
+    """Residuals against the truth and their histogram; relative when the target stays away
+    from zero (every |y| above 5% of the largest)."""
+    relative = bool(np.min(np.abs(y)) > 0.05 * np.max(np.abs(y)))
     scale = y if relative else np.ones_like(y)
-    label = f"({target}_pred - {target}) / {target}" if relative else f"{target}_pred - {target}"
+    label = "relative residual" if relative else "residual"
     fig = Figure(figsize=(8.0, 3.4))
     ax, hx = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
     series = {"discovered law": pred, **literature}

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sympy as sp
 
 from cosmolaw.io import write_text
 from experiments import plots
@@ -67,7 +68,7 @@ h1{border-bottom:2px solid #446}h2{color:#335;margin-top:1.6em}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;
 text-align:left;font-size:.9em}tr.chosen{background:#fde9b0}
 section.law{border-left:4px solid #99b;padding-left:1em;margin:1.5em 0}
-img{max-width:100%}code{background:#f3f3f3;padding:1px 3px}
+img{max-width:100%;display:block;margin:.3em 0}code{background:#f3f3f3;padding:1px 3px}
 """
 
 
@@ -89,6 +90,16 @@ def _table(
         cls = ' class="chosen"' if i == highlight else ""
         body.append(f"<tr{cls}>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _label(law: Law, name: str) -> str:
+    """Axis label of a variable: its LaTeX name in mathtext when the law gives one."""
+    return f"${law.latex_names[name]}$" if name in law.latex_names else name
+
+
+def _rounded(expr: sp.Expr, digits: int = 4) -> sp.Expr:
+    """``expr`` with its floats shown to ``digits`` significant digits (for display only)."""
+    return expr.xreplace({f: sp.Float(float(f), digits) for f in expr.atoms(sp.Float)})
 
 
 def _fmt(x: float) -> str:
@@ -114,7 +125,10 @@ def _equation_html(law: Law) -> str:
     units = [(k, v) for k, v in law.units.items() if v]
     return (
         template
-        + _img(plots.equation_png(law.latex()), f"{law.target} = {law.expression}")
+        + _img(
+            plots.equation_png(law.latex(_rounded(law.expression))),
+            f"{law.target} = {law.expression}",
+        )
         + f"<p>sympy: <code>{_esc(law.target)} = {_esc(law.expression)}</code></p>"
         + (_table(("constant", "value", "1-sigma"), const_rows) if const_rows else "")
         + (_table(("quantity", "units"), units) if units else "")
@@ -132,8 +146,8 @@ def _held_out_html(law: Law, X: np.ndarray, y: np.ndarray, pred: np.ndarray) -> 
     return (
         f"<p>{len(y)} held-out points, not used in the search.</p>"
         + _table(("law", "R^2", "RMSE", "max |rel. error|", "RMS rel. error"), rows)
-        + _img(plots.parity_png(y, pred, law.target, lits), "parity plot")
-        + _img(plots.residual_png(y, pred, law.target, lits), "residual plot")
+        + _img(plots.parity_png(y, pred, _label(law, law.target), lits), "parity plot")
+        + _img(plots.residual_png(y, pred, _label(law, law.target), lits), "residual plot")
     )
 
 
@@ -154,7 +168,8 @@ def _law_html(index: int, law: Law) -> str:
     X, y = np.asarray(law.X_test, float), np.asarray(law.y_test, float)
     pred = law.evaluate(X)
     lit_fns = {lit.name: lit.predict for lit in law.literature if lit.predict}
-    dependence = plots.dependence_png(law.evaluate, X, y, law.variables, law.target, lit_fns)
+    labels = [_label(law, v) for v in law.variables]
+    dependence = plots.dependence_png(law.evaluate, X, y, labels, _label(law, law.target), lit_fns)
     parts = {
         "front": ("Pareto front", _front_html(law)),
         "equation": ("The law", _equation_html(law)),

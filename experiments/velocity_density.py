@@ -169,12 +169,24 @@ def _bernardeau(X: np.ndarray) -> np.ndarray:
 
 
 def _power_family_exponent(predict, rho: np.ndarray) -> tuple[float, float]:
-    """Fit alpha (rho^beta - 1) to a law's curve on ``rho``: ``(alpha, beta)``."""
+    """Fit alpha (rho^beta - 1) to a law's curve on ``rho``: ``(alpha, beta)`` (NaN when the
+    fit does not converge)."""
     from scipy.optimize import curve_fit
 
     curve = predict(rho[:, None])
-    (alpha, beta), _ = curve_fit(lambda r, a, b: a * (r**b - 1), rho, curve, p0=[1.5, 0.6])
+    try:
+        (alpha, beta), _ = curve_fit(lambda r, a, b: a * (r**b - 1), rho, curve, p0=[1.5, 0.6])
+    except (RuntimeError, ValueError):
+        return float("nan"), float("nan")
     return float(alpha), float(beta)
+
+
+def _derivative_at(expr, symbol, order: int, value: float) -> float:
+    """``d^order expr / d symbol^order`` at ``value`` as a float (NaN when not real)."""
+    import sympy as sp
+
+    result = complex(sp.diff(expr, symbol, order).subs(symbol, value).evalf())
+    return result.real if result.imag == 0 else float("nan")
 
 
 def run(config: dict[str, Any], out_dir: Path):
@@ -223,8 +235,8 @@ def run(config: dict[str, Any], out_dir: Path):
 
     grid = np.linspace(float(X_test.min()), float(X_test.max()), 200)
     alpha, beta = _power_family_exponent(law_fn, grid)
-    slope = float(sp.diff(found.expression, d).subs(d, 1.0))
-    curvature = float(sp.diff(found.expression, d, 2).subs(d, 1.0))
+    slope = _derivative_at(found.expression, d, 1, 1.0)
+    curvature = _derivative_at(found.expression, d, 2, 1.0)
     bernardeau = Literature(
         "Bernardeau (1992)",
         "F. Bernardeau, ApJ 390, L61 (1992)",

@@ -93,7 +93,9 @@ def counts_posterior(
     import dataclasses
 
     from inference.data import validate_counts
-    from simulator import ic, lpt, nbody
+    from simulator.ic import linear_field
+    from simulator.lpt import lpt
+    from simulator.nbody import nbody
     from simulator.growth import growth_table
     from simulator.mock import expected_counts, observed_density
 
@@ -125,15 +127,15 @@ def counts_posterior(
         return dataclasses.replace(cosmo, **values) if values else cosmo
 
     def linear(s, cosmo_values):
-        return ic.linear_field(s, cosmology(cosmo_values), conf)
+        return linear_field(s, cosmology(cosmo_values), conf)
 
     def evolve(delta_l, cosmo_values):
         c = cosmology(cosmo_values)
         table = fixed_table if fixed_table is not None else growth_table(c)
         if model == "pm":
-            state, _ = nbody.nbody(lpt.lpt(delta_l, table, conf), c, table, conf)
+            state, _ = nbody(lpt(delta_l, table, conf), c, table, conf)
         else:
-            state = lpt.lpt(delta_l, table, conf, a=conf.a_stop)
+            state = lpt(delta_l, table, conf, a=conf.a_stop)
         return observed_density(state.disp, state.vel, conf, obs.rsd)
 
     def loglik(fields, bias, noise):

@@ -19,20 +19,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simulator import cic, gravity, ic, lpt, nbody
+from simulator import cic, gravity, ic
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
 from simulator.distributed import cic as dcic
 from simulator.distributed import fft, pm
 from simulator.distributed.mesh import device_mesh, real_sharding
 from simulator.growth import growth_at, growth_table
+from simulator.lpt import lpt, lpt_displacements
+from simulator.nbody import nbody
 
 N = 16
 HALO = 6  # > the 2-plane slabs: exchanges reach 3 devices on each side
 MESH = device_mesh(8)
 COSMO = Cosmology()
-# A small box evolved to a = 1: displacements of several cells, far beyond the slabs.
-CONF = SimConfig(mesh=N, box=32.0, steps=4, lpt_order=2, dtype="float64")
+# A small box evolved to a = 1: displacements of several cells, far beyond the slabs. A
+# particle lattice half as fine as the mesh (one lattice plane per device) exercises the
+# lattice-mode truncation of the sharded LPT; tests/mpi_checks.py covers ptcl_grid == mesh.
+CONF = SimConfig(mesh=N, box=32.0, ptcl_grid=N // 2, steps=4, lpt_order=2, dtype="float64")
 
 
 def rel_err(sharded, single) -> float:
@@ -84,12 +88,12 @@ def fft_and_cic() -> dict:
 def single_device(noise, cosmo):
     table = growth_table(cosmo)
     delta_lin = ic.linear_field(noise, cosmo, CONF)
-    psi1, psi2 = lpt.lpt_displacements(delta_lin, CONF)
+    psi1, psi2 = lpt_displacements(delta_lin, CONF)
     g = growth_at(table, CONF.a_start)
     fields = [gravity.density_contrast(g.D1 * psi1, CONF)]
-    state = lpt.lpt(delta_lin, table, CONF)
+    state = lpt(delta_lin, table, CONF)
     fields.append(gravity.density_contrast(state.disp, CONF))
-    final = nbody.nbody(state, cosmo, table, CONF)[0]
+    final = nbody(state, cosmo, table, CONF)[0]
     fields.append(gravity.density_contrast(final.disp, CONF))
     return jnp.mean(fields[-1] ** 2), (fields, final.disp)
 
@@ -114,8 +118,8 @@ def simulation() -> dict:
     noise_s = jax.jit(lambda s: pm.white_noise(s, CONF, MESH))(0)
     (_, (fs, disps)), (gs, cs) = jax.jit(grad(sharded))(noise_s, COSMO)
     # particles whose final mesh plane lies outside their home slab
-    width = N // 8
-    home = np.arange(N**3) // (N**3 // 8)
+    width, count = N // 8, CONF.num_particles
+    home = np.arange(count) // (count // 8)
     plane = np.floor(np.asarray(gravity.mesh_positions(disp1, CONF))[:, 0]) % N
     pos_s = jax.device_put(gravity.mesh_positions(disps, CONF), real_sharding(MESH))
     return {
@@ -136,5 +140,21 @@ def simulation() -> dict:
     }
 
 
+def refused() -> dict:
+    """Error messages for decompositions that do not fit 8 devices."""
+    cases = {
+        "mesh": (SimConfig(mesh=20), 1),
+        "ptcl_grid": (SimConfig(mesh=N, ptcl_grid=4), 1),
+        "halo": (SimConfig(mesh=N), 8),
+    }
+    messages = {}
+    for name, (conf, halo) in cases.items():
+        try:
+            pm.check_config(conf, MESH, halo)
+        except ValueError as err:
+            messages[name] = str(err)
+    return {"refused": messages}
+
+
 if __name__ == "__main__":
-    print(json.dumps({**fft_and_cic(), **simulation()}))
+    print(json.dumps({**refused(), **fft_and_cic(), **simulation()}))

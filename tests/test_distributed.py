@@ -108,17 +108,18 @@ def test_one_device_mesh_is_the_periodic_mesh():
     np.testing.assert_allclose(modes, np.fft.rfftn(np.asarray(field)), atol=1e-4)
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "name"),
-    [
-        ({"halo": 1}, "halo"),  # one device needs halo 0
-        ({"conf": SimConfig(mesh=16, ptcl_grid=8)}, "ptcl_grid"),
-    ],
-)
-def test_bad_input_is_refused_before_compiling(kwargs, name):
-    args = {"conf": SimConfig(mesh=16), "halo": 0, **kwargs}
-    with pytest.raises(ValueError, match=name):
-        pm.check_config(args["conf"], device_mesh(1), args["halo"])
+def test_one_device_needs_no_halo():
+    with pytest.raises(ValueError, match="halo=1"):
+        pm.check_config(SimConfig(mesh=16), device_mesh(1), 1)
+
+
+@pytest.mark.slow
+def test_bad_decompositions_are_refused_on_eight_devices(checks):
+    assert checks["refused"] == {
+        "mesh": "mesh=20 is invalid: must be divisible by the 8 devices",
+        "ptcl_grid": "ptcl_grid=4 is invalid: must be divisible by the 8 devices",
+        "halo": "halo=8 is invalid: must be an integer in [1, 7] (mesh=16, devices=8)",
+    }
 
 
 def test_bad_seed_is_refused():

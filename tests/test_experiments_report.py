@@ -121,7 +121,8 @@ def test_equation_png_renders_and_falls_back():
 
 
 def test_report_is_self_contained(data):
-    law = _law(data)
+    X, y = data
+    law = _law((X[:100], y[:100]))
     page = render_html(
         Report(
             "t", "q?", {"simulations": 1}, [law, law], [Check("c", 1.0, "> 0", True)], {"seed": 0}

@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train an IMNN, regression or MOPED compressor on a power-law Gaussian field",
         description="Simulate 2D Gaussian fields with P(k) = A k^-B, train a compressor, measure "
         "the Fisher information of its summaries against the analytic Fisher matrix, and write "
-        "OUT/config.toml, compressor.h5, summaries.h5 and training.png.",
+        "OUT/config.toml, compressor.h5, summaries.h5, training.png (and discoveries.json with "
+        "--distill).",
     )
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--compressor", default="imnn", help="imnn, regression or moped")
@@ -29,6 +30,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=1500, help="training steps at most")
     p.add_argument("--patience", type=int, default=200, help="early-stopping patience (steps)")
     p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
+    p.add_argument(
+        "--distill",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fit symbolic laws to the summaries on N coarse ln P(k) bands (0: off)",
+    )
+    p.add_argument("--distill-budget", type=float, default=20.0, help="seconds per summary")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_run)
@@ -50,6 +59,8 @@ def _run(args: argparse.Namespace) -> int:
         learning_rate=args.lr,
         max_steps=args.steps,
         patience=args.patience,
+        distill_inputs=args.distill,
+        distill_budget_s=args.distill_budget,
         seed=args.seed,
     )
     result = run_compression(cfg, args.out, progress=not args.no_progress)
@@ -57,4 +68,8 @@ def _run(args: argparse.Namespace) -> int:
         f"{cfg.compressor}/{cfg.network}: fisher_fraction={result['fisher_fraction']:.4f} "
         f"train_s={result['train_s']:.1f} -> {args.out}"
     )
+    if cfg.distill_inputs:
+        print(f"symbolic: fisher_fraction={result['symbolic_fraction']:.4f}")
+        for j, text in enumerate(result["symbolic_expressions"]):
+            print(f"  t{j} = {text}")
     return 0

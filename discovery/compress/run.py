@@ -18,8 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cosmolaw.io import atomic_h5, set_attrs, write_toml
+from cosmolaw.io import atomic_h5, set_attrs, write_json, write_toml
 from discovery.compress.datasets import simulate_fisher_set, summary_derivatives
+from discovery.compress.distill import distill
 from discovery.compress.fisher import fisher_stats
 from discovery.compress.grf import gaussian_field, power_law_fisher, validate_shape
 from discovery.compress.imnn import IMNNConfig, train_imnn
@@ -28,7 +29,7 @@ from discovery.compress.moped import fit_moped
 from discovery.compress.networks import build_network, fit_input_scaling, head_of
 from discovery.compress.plots import plot_history
 from discovery.compress.regression import RegressionConfig, train_regression
-from discovery.compress.spectra import binned_power, power_bins
+from discovery.compress.spectra import binned_power, coarse_log_power, power_bins
 from discovery.compress.training import split_apply
 
 COMPRESSORS = ("imnn", "regression", "moped")
@@ -54,6 +55,8 @@ class CompressConfig:
     max_steps: int = 1500
     patience: int = 200
     prior_width: float = 0.2  #: regression prior: theta_fid * (1 +- prior_width), uniform
+    distill_inputs: int = 0  #: symbolic distillation on this many coarse ln P(k) bands (0: off)
+    distill_budget_s: float = 20.0  #: symbolic search time per summary
     seed: int = 0
 
     def __post_init__(self):
@@ -76,6 +79,15 @@ class CompressConfig:
         if any(h < 1 for h in self.hidden) or any(c < 1 for c in self.channels):
             raise ValueError(f"hidden={self.hidden}, channels={self.channels}: sizes must be >= 1")
         power_bins((self.n, self.n), self.box, self.n_bins)
+        if self.distill_inputs and not 1 <= self.distill_inputs <= self.n_bins:
+            raise ValueError(f"distill_inputs={self.distill_inputs}: must be 0..n_bins")
+        if self.distill_inputs and self.network == "cnn" and self.compressor != "moped":
+            raise ValueError(
+                f"distill_inputs={self.distill_inputs}: distillation needs P(k) inputs, "
+                "use network='spectral' or compressor='moped'"
+            )
+        if not self.distill_budget_s > 0:
+            raise ValueError(f"distill_budget_s={self.distill_budget_s}: must be > 0")
 
     @property
     def theta(self) -> np.ndarray:
@@ -115,7 +127,9 @@ def run_compression(
     cfg: CompressConfig, out_dir: str | os.PathLike | None = None, progress: bool = True
 ) -> dict[str, Any]:
     """Train and evaluate one compressor; returns ``fisher``, ``fisher_analytic``,
-    ``fisher_fraction`` (ratio of determinants), ``train_s``, ``simulate_s`` and ``history``."""
+    ``fisher_fraction`` (ratio of determinants), ``train_s``, ``simulate_s`` and ``history``;
+    with distillation also ``symbolic_expressions``, ``symbolic_fisher``, ``symbolic_fraction``
+    (and ``symbolic``, the ``SymbolicSummaries``, when no run directory is written)."""
     simulator = _simulator(cfg)
     theta = jnp.asarray(cfg.theta, jnp.float32)
     keys = jax.random.split(jax.random.key(cfg.seed), 4)
@@ -163,6 +177,8 @@ def run_compression(
         "simulate_s": simulate_s,
         "history": history,
     }
+    if cfg.distill_inputs:
+        result.update(_distill(cfg, apply, train, test, analytic))
     if out_dir is not None:
         out = Path(out_dir)
         table = dataclasses.asdict(cfg)
@@ -174,13 +190,46 @@ def run_compression(
         _write_summaries(out / "summaries.h5", cfg, summaries, derivatives, result)
         if history:
             plot_history(out / "training.png", history, f"{cfg.compressor} ({cfg.network})")
+        if cfg.distill_inputs:
+            fronts = [front.to_dict() for front in result.pop("symbolic").fronts]
+            write_json(out / "discoveries.json", {"summaries": fronts})
     return result
+
+
+def _distill(cfg, apply, train, test, analytic) -> dict[str, Any]:
+    """Symbolic laws for the summaries as functions of coarse ln P(k) bands, and the Fisher
+    information they keep (measured on the test set like the compressor's own)."""
+    counts = power_bins((cfg.n, cfg.n), cfg.box, cfg.n_bins).counts
+    coarse = lambda p: coarse_log_power(p, counts, cfg.distill_inputs)
+    rows = train.fiducial[: min(500, cfg.n_sims)]
+    symbolic = distill(
+        np.asarray(coarse(rows)),
+        np.asarray(apply(rows)),
+        [f"lnP{i}" for i in range(cfg.distill_inputs)],
+        budget_s=cfg.distill_budget_s,
+        seed=cfg.seed,
+    )
+    summarise_sym = lambda batch: symbolic(coarse(batch))
+    stats = fisher_stats(
+        summarise_sym(test.fiducial), summary_derivatives(summarise_sym, test), hartlap=True
+    )
+    det = np.linalg.det(np.asarray(stats.fisher, np.float64))
+    return {
+        "symbolic": symbolic,
+        "symbolic_expressions": symbolic.expressions(),
+        "symbolic_fisher": np.asarray(stats.fisher),
+        "symbolic_fraction": float(det / np.linalg.det(analytic)),
+    }
 
 
 def _write_summaries(path, cfg, summaries, derivatives, result) -> None:
     with atomic_h5(path) as f:
         set_attrs(f, {"config": dataclasses.asdict(cfg)})
         f.attrs["fisher_fraction"] = result["fisher_fraction"]
+        if "symbolic_fisher" in result:
+            f.attrs["symbolic_fraction"] = result["symbolic_fraction"]
+            f.attrs["symbolic_expressions"] = result["symbolic_expressions"]
+            f.create_dataset("symbolic_fisher", data=result["symbolic_fisher"])
         entries = {
             "summaries": (summaries, "compressed test simulations at theta_fid, (n_sims, 2)"),
             "summary_derivatives": (derivatives, "d summaries / d theta, (n_deriv, 2, 2)"),

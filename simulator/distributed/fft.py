@@ -22,24 +22,36 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.sharding import Mesh
 
 from simulator.distributed.mesh import AXIS, FOURIER_SPEC, REAL_SPEC
 
 
-def rfftn_slab(block: Array) -> Array:
+def _low_modes(n: int, m: int) -> np.ndarray:
+    """Indices of the ``m`` lowest frequencies of an ``n``-point FFT, in ``m``-point FFT order."""
+    return np.concatenate([np.arange(m // 2 + 1), np.arange(n - m // 2 + 1, n)])
+
+
+def rfftn_slab(block: Array, keep: int | None = None) -> Array:
     """Per-device forward FFT inside ``shard_map`` over ``AXIS``.
 
     Args:
         block: local real slab, shape ``(n / P, n, n)``.
+        keep: if given (even, ``<= n``), return only the modes of a ``keep^3`` mesh
+            (``|k_i|`` up to its Nyquist frequency), truncated before the transpose.
 
     Returns:
-        Local Fourier slab, shape ``(n, n / P, n // 2 + 1)``.
+        Local Fourier slab, shape ``(n, n / P, n // 2 + 1)`` (``keep`` for ``n`` with ``keep``).
     """
+    n = block.shape[1]
     k = jnp.fft.fft(jnp.fft.rfft(block, axis=2), axis=1)
+    if keep is not None:
+        k = k[:, _low_modes(n, keep), : keep // 2 + 1]
     k = jax.lax.all_to_all(k, AXIS, split_axis=1, concat_axis=0, tiled=True)
-    return jnp.fft.fft(k, axis=0)
+    k = jnp.fft.fft(k, axis=0)
+    return k if keep is None else k[_low_modes(n, keep)]
 
 
 def irfftn_slab(block: Array, n: int) -> Array:
@@ -57,17 +69,24 @@ def irfftn_slab(block: Array, n: int) -> Array:
     return jnp.fft.irfft(jnp.fft.ifft(x, axis=1), n=n, axis=2)
 
 
-def rfftn(field: Array, mesh: Mesh) -> Array:
+def rfftn(field: Array, mesh: Mesh, keep: int | None = None) -> Array:
     """``numpy.fft.rfftn`` of a slab-sharded real mesh.
 
     Args:
         field: real mesh ``(n, n, n)`` (any sharding; it is resharded along axis 0).
         mesh: device mesh from ``device_mesh``; ``n`` must be divisible by its size.
+        keep: return only the modes that a coarser ``keep^3`` mesh represents (``keep``
+            even, ``<= n`` and divisible by the number of devices), in that mesh's
+            ``rfftn`` layout; unnormalised, so multiply by ``(keep / n)^3`` for the
+            ``rfftn`` of the field sampled on the coarse mesh (up to aliasing).
 
     Returns:
-        Complex modes ``(n, n, n // 2 + 1)`` sharded along axis 1.
+        Complex modes ``(n, n, n // 2 + 1)`` (``keep`` in place of ``n`` when given),
+        sharded along axis 1.
     """
-    fn = jax.shard_map(rfftn_slab, mesh=mesh, in_specs=REAL_SPEC, out_specs=FOURIER_SPEC)
+    fn = jax.shard_map(
+        partial(rfftn_slab, keep=keep), mesh=mesh, in_specs=REAL_SPEC, out_specs=FOURIER_SPEC
+    )
     return fn(field)
 
 

@@ -10,10 +10,10 @@ XLA from those shardings; the two non-local operations are explicit: the 3D FFT
 kernels are reused: ``fourier`` (wavenumbers, gradient kernels), ``gravity`` (lattice,
 positions, force kernels), ``linear_power``, ``growth`` and ``nbody.step_factors``.
 
-Restrictions: one particle per mesh cell (``ptcl_grid == mesh``) and ``mesh`` divisible by
-the number of devices. Gradients are plain reverse-mode autodiff through the time steps
-(memory grows with the number of steps); the single-device adjoint needs the force
-functions as an argument of ``simulator.nbody.integrate`` before it can run sharded.
+Restrictions: ``mesh`` and ``ptcl_grid`` divisible by the number of devices. Gradients are
+plain reverse-mode autodiff through the time steps (memory grows with the number of steps):
+the single-device adjoint needs the force functions as an argument of
+``simulator.nbody.integrate`` before it can run sharded.
 """
 
 from __future__ import annotations
@@ -39,12 +39,8 @@ from simulator.nbody import State, step_factors
 
 def check_config(conf: SimConfig, mesh: Mesh, halo: int) -> None:
     """Raise ``ValueError`` if ``conf`` or ``halo`` cannot run sharded over ``mesh``."""
-    if conf.ptcl_grid != conf.mesh:
-        raise ValueError(
-            f"ptcl_grid={conf.ptcl_grid!r} is invalid for the sharded model: "
-            f"must equal mesh={conf.mesh}"
-        )
     check_divisible(conf.mesh, mesh)
+    check_divisible(conf.ptcl_grid, mesh, "ptcl_grid")
     cic.check_halo(halo, conf.mesh, mesh)
 
 
@@ -84,7 +80,10 @@ def _inverse_laplacian(n: int, box: float, dtype) -> Array:
 
 
 def lpt_displacements(delta_lin: Array, conf: SimConfig, mesh: Mesh) -> tuple[Array, Array]:
-    """Sharded ``simulator.lpt.lpt_displacements`` (same conventions, ``ptcl_grid == mesh``).
+    """Sharded ``simulator.lpt.lpt_displacements`` (same conventions).
+
+    As on one device, the displacements are computed on the particle lattice's own FFT grid
+    from the linear modes it represents (``simulator.lpt.lattice_modes``).
 
     Args:
         delta_lin: linear density contrast at a = 1, ``(n, n, n)`` sharded along axis 0.
@@ -92,11 +91,12 @@ def lpt_displacements(delta_lin: Array, conf: SimConfig, mesh: Mesh) -> tuple[Ar
     Returns:
         ``(psi1, psi2)`` in Mpc/h, each ``(N, 3)`` in lattice order, sharded along axis 0.
     """
-    n, dtype = conf.mesh, delta_lin.dtype
-    masks = odd_kernel_mask(n, dtype)
-    delta_k = fft.rfftn(delta_lin, mesh) * masks[0] * masks[1] * masks[2]
-    inv_k2 = _inverse_laplacian(n, conf.box, dtype)
-    grads = gradient_kernels(n, conf.box, "exact", dtype)
+    n, m, dtype = conf.mesh, conf.ptcl_grid, delta_lin.dtype
+    masks = odd_kernel_mask(m, dtype)
+    keep = None if m == n else m
+    delta_k = fft.rfftn(delta_lin, mesh, keep) * ((m / n) ** 3 * masks[0] * masks[1] * masks[2])
+    inv_k2 = _inverse_laplacian(m, conf.box, dtype)
+    grads = gradient_kernels(m, conf.box, "exact", dtype)
 
     def to_real(field_k: Array) -> Array:
         return fft.irfftn(field_k, mesh).astype(dtype)
@@ -246,7 +246,7 @@ def simulate(
 
     Args:
         cosmo: cosmology.
-        conf: configuration with ``ptcl_grid == mesh``.
+        conf: configuration (``mesh`` and ``ptcl_grid`` divisible by the devices).
         mesh: device mesh (``simulator.distributed.mesh.device_mesh``).
         seed: non-negative white-noise seed (same noise as ``simulator.ic.white_noise``).
         halo: halo width in cells; ``None`` gives ``cic.default_halo``. It must exceed the
