@@ -31,12 +31,12 @@ import numpy as np
 from inference.diagnostics import ess_bulk, split_rhat
 from inference.driver import RunConfig, prepare
 from inference.fields import power_in_shells, shell_index
-from inference.models import counts_posterior
+from inference.models import counts_posterior, mock_counts
 from inference.precondition import latent_logdensity
 from inference.samplers import make_sampler
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
-from simulator.mock import Observation, expected_counts
+from simulator.mock import Observation
 
 NUM_MODES = 20
 
@@ -47,12 +47,8 @@ def build(mesh: int, box: float, seed: int):
     conf = SimConfig(mesh=mesh, box=box, a_stop=0.5, lpt_order=1)
     cosmo = Cosmology.planck18()
     obs = Observation(bias="linear", bias_params={"b1": 1.5}, nbar_cell=2.0, noise="poisson")
+    counts, truth = mock_counts(conf, cosmo, obs, "lpt1", jax.random.PRNGKey(seed))
     shape = (mesh,) * 3
-    empty = counts_posterior(np.zeros(shape), np.ones(shape), conf, cosmo, obs, "lpt1", {})
-    key_s, key_n = jax.random.split(jax.random.PRNGKey(seed))
-    truth = empty.fields({"s": jax.random.normal(key_s, shape)})
-    lam = expected_counts(truth["delta"], obs.law, obs.bias_parameters(), obs.nbar_cell)
-    counts = np.asarray(jax.random.poisson(key_n, lam), np.float32)
     posterior = counts_posterior(counts, np.ones(shape), conf, cosmo, obs, "lpt1", {})
     return posterior, truth
 

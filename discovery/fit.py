@@ -143,7 +143,7 @@ def refit(
         starts.append(values)
         keep.append(i)
     fits = fit_nodes(
-        trees, X, y, starts, restarts=restarts, seed=seed, chunk=64, min_length=32, min_params=8
+        trees, X, y, starts, restarts=restarts, seed=seed, chunk=64, min_length=16, min_params=2
     )
     out: list[tuple[sp.Expr, Fit] | None] = [None] * len(exprs)
     for i, (pexpr, syms), fit in zip(keep, params, fits, strict=True):

@@ -80,9 +80,12 @@ def _exhaustive_bound(n_vars: int) -> int:
 
 
 def _exhaustive_candidates(
-    X, y, symbols, operators, bound, var_dims, target_dims, seed, deadline, keep=40
-) -> list[sp.Expr]:
-    """Best trees of an exhaustive search (per size and overall) as sympy with float constants."""
+    X, y, symbols, operators, bound, var_dims, target_dims, seed, deadline, keep=15
+) -> tuple[list[sp.Expr], float]:
+    """Best trees of an exhaustive search (per size and overall) as sympy with float constants.
+
+    Also returns the lowest mean squared error relative to ``mean(y**2)``.
+    """
     res = exhaustive.search(
         X,
         y,
@@ -98,7 +101,7 @@ def _exhaustive_candidates(
     sizes: dict[int, int] = {}
     for i in order:
         size = programs.program_length(res.nodes[i])
-        if sizes.get(size, 0) < 3 and np.isfinite(res.mse[i]):
+        if sizes.get(size, 0) < 2 and np.isfinite(res.mse[i]):
             sizes[size] = sizes.get(size, 0) + 1
             chosen.append(i)
     out = []
@@ -108,7 +111,8 @@ def _exhaustive_candidates(
         *consts, scale = res.params[i]
         params = [sp.Float(c, 15) for c in consts]
         out.append(sp.Float(scale, 15) * programs.to_sympy(res.nodes[i], symbols, params))
-    return out
+    best = float(np.min(res.mse, initial=np.inf)) / max(float(np.mean(y**2)), 1e-300)
+    return out, best
 
 
 def discover(
@@ -174,7 +178,7 @@ def discover(
         bound = min(max_complexity, _exhaustive_bound(X.shape[1]) + 1)
         raw += _exhaustive_candidates(
             X, y, symbols, ops, bound, var_dims, target_dims, seed, deadline
-        )
+        )[0]
     if used == "auto":
         raw += _pipeline(
             X, y, symbols, ops, max_complexity, var_dims, target_dims, seed, deadline, bar
@@ -234,13 +238,6 @@ def _progress(enabled: bool):
     return stage
 
 
-def _exact(X, y, exprs, symbols) -> bool:
-    """Whether some candidate already reproduces ``y`` to round-off (nothing left to search)."""
-    fitted = fit.refit(exprs, symbols, X, y, restarts=1)
-    best = min((f[1].mse for f in fitted if f is not None), default=np.inf)
-    return best <= 1e-20 * float(np.mean(y**2)) + 1e-300
-
-
 def _exact_or_float(a) -> sp.Expr:
     return sp.Rational(a.numerator, a.denominator) if isinstance(a, Fraction) else sp.Float(a, 15)
 
@@ -252,6 +249,8 @@ def _pipeline(
 
     out: list[sp.Expr] = []
     d = X.shape[1]
+    exact = 1e-20  # relative mean squared error of a law reproducing y to round-off
+    best = np.inf
     bar("power-law reduction")
     red = power_law_reduction(X, y)
     factor = sp.Integer(1)
@@ -261,6 +260,7 @@ def _pipeline(
         sub = list(red.subset)
         if not sub:
             out.append(sp.Float(float(np.mean(z)), 15) * factor)
+            best = red.rms**2
         else:
             bar(f"exhaustive on {len(sub)} of {d} variables")
             sub_dims = [var_dims[i] for i in sub] if var_dims is not None else None
@@ -270,25 +270,20 @@ def _pipeline(
                 sub_target = tuple(t - f for t, f in zip(target_dims, fdims, strict=True))
             share = time.monotonic() + 0.4 * (deadline - time.monotonic())
             syms = [symbols[i] for i in sub]
-            g = _exhaustive_candidates(
-                X[:, sub],
-                z,
-                syms,
-                ops,
-                _exhaustive_bound(len(sub)),
-                sub_dims,
-                sub_target,
-                seed,
-                share,
+            bound = _exhaustive_bound(len(sub))
+            g, best = _exhaustive_candidates(
+                X[:, sub], z, syms, ops, bound, sub_dims, sub_target, seed, share
             )
             out += [e * factor for e in g]
-    if not (out and _exact(X, y, out, symbols)):
+    if best > exact:
         bar(f"exhaustive on all {d} variables")
         share = time.monotonic() + 0.3 * (deadline - time.monotonic())
-        out += _exhaustive_candidates(
+        g, rel = _exhaustive_candidates(
             X, y, symbols, ops, _exhaustive_bound(d), var_dims, target_dims, seed, share
         )
-    if out and _exact(X, y, out, symbols):
+        out += g
+        best = min(best, rel)
+    if best <= exact:
         return out
     left = deadline - time.monotonic()
     if red is not None and red.subset and left > 4:

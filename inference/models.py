@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
@@ -93,11 +94,11 @@ def counts_posterior(
     import dataclasses
 
     from inference.data import validate_counts
+    from simulator.growth import growth_table
     from simulator.ic import linear_field
     from simulator.lpt import lpt
-    from simulator.nbody import nbody
-    from simulator.growth import growth_table
     from simulator.mock import expected_counts, observed_density
+    from simulator.nbody import nbody
 
     if model not in FORWARD_MODELS:
         raise ValueError(f"model={model!r} is not allowed: use one of {FORWARD_MODELS}")
@@ -150,3 +151,21 @@ def counts_posterior(
     return FieldPosterior(
         conf.mesh, conf.box, linear, evolve, loglik, {g: t for g, t in priors.items() if t}, name
     )
+
+
+def mock_counts(conf, cosmo, obs, model: str, key: Array) -> tuple[np.ndarray, dict[str, Array]]:
+    """Counts drawn through :func:`counts_posterior`'s own forward model (complete survey).
+
+    White noise ``s ~ N(0, 1)`` -> forward ``model`` -> ``nbar_cell F(delta)`` -> ``obs`` noise.
+    Returns ``(counts, truth)`` with ``truth = {"s", "delta_L", "delta"}``, each ``(m, m, m)``.
+    """
+    from simulator.mock import expected_counts
+
+    shape = (conf.mesh,) * 3
+    empty = counts_posterior(np.zeros(shape), np.ones(shape), conf, cosmo, obs, model, {})
+    key_s, key_n = jax.random.split(key)
+    s = jax.random.normal(key_s, shape, jnp.float32)
+    truth = {"s": s, **empty.fields({"s": s})}
+    lam = expected_counts(truth["delta"], obs.law, obs.bias_parameters(), obs.nbar_cell)
+    counts = np.asarray(obs.noise_model().sample(key_n, lam), np.float32)
+    return counts, truth

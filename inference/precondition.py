@@ -2,10 +2,8 @@
 
 For the field, ``A`` is diagonal in Fourier space, ``s = irfft(rfft(x_s) * w(k))``, i.e. HMC in
 whitened Fourier space with mass matrix ``w(k)^-2`` as BORG runs it. ``w = 1`` is the prior mass
-matrix (the prior of ``s`` is the identity). ``w = (1 + F(k))^-1/2`` uses prior + data Fisher,
-with ``F(k)`` the shell average of the likelihood Hessian, estimated by Hutchinson probes and
-finite differences of the gradient (so it works through any forward model, including adjoint
-gradients that support no forward-mode derivative). Scalars get ``loc`` and a scale each.
+matrix (the prior of ``s`` is the identity). ``w = (1 + F(k))^-1/2`` uses prior + data Fisher
+(:func:`fisher_preconditioner`). Scalars get ``loc`` and a scale each.
 Because ``A`` is constant, the latent log density is the posterior one up to a constant.
 """
 
@@ -16,12 +14,11 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import Array
 from jax.flatten_util import ravel_pytree
 
 from cosmolaw.pytree import pytree_dataclass
-from inference.fields import fourier_filter, shell_mean
+from inference.fields import fourier_filter
 from inference.posterior import SCALAR_GROUPS, FieldPosterior, Params
 
 
@@ -56,18 +53,6 @@ class Preconditioner:
         return out
 
 
-def k2_shell_index(mesh: int) -> tuple[np.ndarray, int]:
-    """Shells of equal integer ``|n|^2`` (``k = 2 pi n / box``) of the rfft modes, and their count.
-
-    An isotropic operator is constant on each such shell, so averaging over it loses nothing.
-    """
-    n1 = np.fft.fftfreq(mesh, 1.0 / mesh)
-    nz = np.fft.rfftfreq(mesh, 1.0 / mesh)
-    k2 = n1[:, None, None] ** 2 + n1[None, :, None] ** 2 + nz[None, None, :] ** 2
-    values, index = np.unique(np.rint(k2).astype(np.int64), return_inverse=True)
-    return index.reshape(k2.shape).astype(np.int32), int(values.size)
-
-
 def prior_preconditioner(posterior: FieldPosterior, params: Params) -> Preconditioner:
     """Mass matrix from the prior: identity for the whitened field, prior std for the scalars."""
     m = posterior.mesh
@@ -87,28 +72,31 @@ def fisher_preconditioner(
     num_probes: int = 8,
     eps: float = 1e-2,
 ) -> Preconditioner:
-    """Mass matrix from prior + data Fisher, estimated at ``params`` (e.g. the MAP).
+    """Mass matrix from prior + data Fisher information, diagonal in Fourier space.
+
+    Field: ``h(k) = 1 + I_delta |J(k)|^2`` with ``J(k)`` the linear response of the final
+    density to the white-noise mode ``k`` around ``s = 0`` (exact in Fourier space for a
+    translation-invariant forward model: the response to a unit impulse), and ``I_delta`` the
+    mean over cells of the likelihood's curvature in ``delta`` at ``delta(s = 0)``, i.e. the
+    expected information at the mean density (BORG's choice). Both are finite differences,
+    so they work through any forward model, adjoint gradients included. Scalars: the
+    diagonal curvature of ``-log p`` at ``params`` (e.g. the MAP), at least the prior's.
 
     Args:
         posterior: the posterior.
-        params: point where the Hessian of ``-log p`` is probed.
-        key: PRNG key of the Hutchinson probes.
-        num_probes: Gaussian probes of the field Hessian (2 gradients each).
-        eps: finite-difference step of the probes, in units of the prior std of ``s`` (and
-            of the scalars' prior std for their curvature).
+        params: point for the scalars' curvature (its cosmology also sets the field's).
+        key: PRNG key of the Hutchinson probes of ``I_delta``.
+        num_probes: Rademacher probes of the likelihood curvature in ``delta``.
+        eps: finite-difference step (units of the prior std of ``s``, and of the scalars'
+            prior std).
 
     Returns:
-        ``Preconditioner`` with ``w(k) = h(k)^-1/2``, ``h(k) >= 1`` the Hessian of ``-log p``
-        in the field averaged over shells of equal ``|k|`` (the prior contributes 1), and
-        scalar scales ``H_ii^-1/2`` (at most the prior std).
+        ``Preconditioner`` with ``w(k) = h(k)^-1/2`` and scalar scales ``H_ii^-1/2``.
     """
     if num_probes < 1:
         raise ValueError(f"num_probes={num_probes} is not allowed: need at least 1")
     prior = prior_preconditioner(posterior, params)
-    index, _ = k2_shell_index(posterior.mesh)
-    h_shell, scalar_curv = _curvature_fn(posterior, num_probes, eps)(params, prior.scale, key)
-    h = jnp.maximum(h_shell, 1.0)
-    field_scale = jnp.asarray(1.0 / jnp.sqrt(h))[jnp.asarray(index)].astype(jnp.float32)
+    h, scalar_curv = _curvature_fn(posterior, num_probes, eps)(params, prior.scale, key)
     scale = jax.tree.map(
         lambda curv, prior_std: (1.0 / jnp.sqrt(jnp.maximum(curv, prior_std**-2))).astype(
             jnp.float32
@@ -116,29 +104,38 @@ def fisher_preconditioner(
         scalar_curv,
         prior.scale,
     )
-    return Preconditioner(field_scale, prior.loc, scale)
+    return Preconditioner((1.0 / jnp.sqrt(h)).astype(jnp.float32), prior.loc, scale)
 
 
 @functools.cache
 def _curvature_fn(posterior: FieldPosterior, num_probes: int, eps: float) -> Callable:
-    """Compiled ``(params, prior_scale, key) -> (h_shell, scalar_curvatures)`` of ``-log p``."""
+    """Compiled ``(params, prior_scale, key) -> (h(k), scalar_curvatures)`` of ``-log p``."""
     grad = jax.grad(posterior.logdensity)
-    index, nbins = k2_shell_index(posterior.mesh)
 
     @jax.jit
     def run(params, prior_scale, key):
-        def probe(z):
-            up = grad({**params, "s": params["s"] + eps * z})["s"]
-            down = grad({**params, "s": params["s"] - eps * z})["s"]
-            zk, hzk = jnp.fft.rfftn(z), -jnp.fft.rfftn(up - down) / (2.0 * eps)
-            return (
-                shell_mean(jnp.real(jnp.conj(zk) * hzk), index, nbins),
-                shell_mean(jnp.abs(zk) ** 2, index, nbins),
-            )
+        cosmo = params.get("cosmo", {})
+        bias, noise = params.get("bias", {}), params.get("noise", {})
+        shape = params["s"].shape
+        impulse = jnp.zeros(shape, jnp.float32).at[0, 0, 0].set(eps)
 
-        zs = jax.random.normal(key, (num_probes, *params["s"].shape), jnp.float32)
-        num, den = jax.lax.map(probe, zs)
-        h_shell = jnp.sum(num, 0) / jnp.maximum(jnp.sum(den, 0), 1e-30)
+        def final(s):
+            return posterior.evolve(posterior.linear(s, cosmo), cosmo)
+
+        response = jnp.fft.rfftn((final(impulse) - final(-impulse)) / (2.0 * eps))
+        delta0 = final(jnp.zeros(shape, jnp.float32))
+        fields0 = {"delta_L": jnp.zeros(shape, jnp.float32)}
+
+        def loglik_grad(delta):
+            return jax.grad(lambda d: posterior.loglik({**fields0, "delta": d}, bias, noise))(delta)
+
+        def probe(z):
+            hz = -(loglik_grad(delta0 + eps * z) - loglik_grad(delta0 - eps * z)) / (2.0 * eps)
+            return jnp.mean(z * hz)
+
+        zs = jax.random.rademacher(key, (num_probes, *shape), jnp.float32)
+        info_delta = jnp.maximum(jnp.mean(jax.lax.map(probe, zs)), 0.0)
+        h = 1.0 + info_delta * jnp.abs(response) ** 2
 
         flat, unravel = ravel_pytree({g: params[g] for g in prior_scale})
         steps = eps * ravel_pytree(prior_scale)[0]
@@ -152,7 +149,7 @@ def _curvature_fn(posterior: FieldPosterior, num_probes: int, eps: float) -> Cal
             return -(scalar_grad(shift)[i] - scalar_grad(-shift)[i]) / (2.0 * steps[i])
 
         curv = jax.vmap(scalar_curvature)(jnp.arange(flat.size)) if flat.size else flat
-        return h_shell, unravel(curv)
+        return h, unravel(curv)
 
     return run
 

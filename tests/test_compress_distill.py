@@ -14,6 +14,8 @@ from discovery.compress import (
     IMNNConfig,
     binned_power,
     build_network,
+    coarse_log_power,
+    distill,
     fisher_stats,
     fit_input_scaling,
     gaussian_field,
@@ -23,8 +25,6 @@ from discovery.compress import (
     summary_derivatives,
     train_imnn,
 )
-from discovery.compress.distill import distill
-from discovery.compress.spectra import coarse_log_power
 
 SHAPE, BOX, N_BINS = (32, 32), 1.0, 16
 

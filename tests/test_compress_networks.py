@@ -6,12 +6,15 @@ import numpy as np
 import pytest
 
 from discovery.compress import (
+    FisherSet,
     IMNNConfig,
     RegressionConfig,
     build_network,
     fit_input_scaling,
+    load_fisher_set,
     load_linear,
     load_network,
+    save_fisher_set,
     save_linear,
     save_network,
     score_compressor,
@@ -63,6 +66,18 @@ def test_linear_compressor_round_trip(tmp_path):
     np.testing.assert_array_equal(
         np.asarray(load_linear(tmp_path / "lin.h5")(x)), np.asarray(comp(x))
     )
+
+
+def test_fisher_set_round_trip(tmp_path):
+    rng = np.random.default_rng(1)
+    dataset = FisherSet(rng.standard_normal((6, 4)), rng.standard_normal((3, 2, 4)))
+    save_fisher_set(tmp_path / "set.h5", dataset, np.array([1.0, 0.5]), attrs={"box": 1.0})
+    loaded, theta = load_fisher_set(tmp_path / "set.h5")
+    np.testing.assert_array_equal(loaded.fiducial, dataset.fiducial)
+    np.testing.assert_array_equal(loaded.derivative, dataset.derivative)
+    np.testing.assert_array_equal(theta, [1.0, 0.5])
+    with pytest.raises(ValueError, match="path"):
+        load_network(tmp_path / "set.h5")
 
 
 @pytest.mark.parametrize("ndim", [2, 3])

@@ -43,9 +43,10 @@ def test_rhat_flags_chains_that_disagree():
 
 def test_rhat_flags_a_drifting_single_chain():
     """Split-Rhat sees a trend within one chain (its halves disagree)."""
-    draws = np.random.default_rng(3).standard_normal((1, 1000, 1)) + np.linspace(0, 3, 1000)[
-        None, :, None
-    ]
+    draws = (
+        np.random.default_rng(3).standard_normal((1, 1000, 1))
+        + np.linspace(0, 3, 1000)[None, :, None]
+    )
     assert split_rhat(draws)[0] > 1.1
 
 
@@ -58,4 +59,3 @@ def test_efficiency_per_gradient_and_bad_input():
         split_rhat(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="num_grads"):
         efficiency(draws, num_grads=0)
-

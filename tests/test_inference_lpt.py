@@ -12,7 +12,7 @@ import pytest
 from inference.chain_file import read_arrays
 from inference.driver import RunConfig, run_chains
 from inference.fields import mode_multiplicity, shell_index
-from inference.models import counts_posterior
+from inference.models import counts_posterior, mock_counts
 from inference.report import summarize
 
 pytestmark = pytest.mark.slow
@@ -20,24 +20,23 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+    import jax
+
     from simulator.config import SimConfig
     from simulator.cosmology import Cosmology
-    from simulator.mock import Observation, make_mock
+    from simulator.mock import Observation
 
     conf = SimConfig(mesh=16, box=512.0, a_stop=0.5, lpt_order=1)
     cosmo = Cosmology.planck18()
     obs = Observation(bias="linear", bias_params={"b1": 1.5}, nbar_cell=2.0, noise="poisson")
-    mock, truth = make_mock(1, cosmo, conf, "lpt1", obs)
+    counts, truth = mock_counts(conf, cosmo, obs, "lpt1", jax.random.PRNGKey(1))
+    selection = np.ones_like(counts)
     posterior = counts_posterior(
-        mock.counts, mock.selection, conf, cosmo, obs, "lpt1", bias_priors={"b1": (1.2, 0.5)}
+        counts, selection, conf, cosmo, obs, "lpt1", bias_priors={"b1": (1.2, 0.5)}
     )
-    config = RunConfig(
-        sampler="mclmc", num_samples=800, num_warmup=400, num_chains=4, thin=100
-    )
+    config = RunConfig(sampler="mclmc", num_samples=800, num_warmup=400, num_chains=4, thin=100)
     out = tmp_path_factory.mktemp("lpt")
-    fields = {"s": truth["white_noise"], "delta_L": truth["delta_linear"]}
-    fields["delta"] = truth["delta_observed"]
-    path = run_chains(posterior, config, out, truth=fields, progress=False)
+    path = run_chains(posterior, config, out, truth=truth, progress=False)
     summary, _ = summarize(path)
     arrays, _ = read_arrays(path)
     return summary, arrays, conf

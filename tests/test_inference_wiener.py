@@ -68,9 +68,7 @@ def test_log_density_matches_gaussian(problem):
     resid = problem["data"] - model
     expected = -0.5 * np.sum(resid**2) / SIGMA**2 - 0.5 * np.sum(s**2)
     grad_expected = (
-        np.fft.irfftn(
-            np.fft.rfftn(resid) * problem["transfer"], s=s.shape, axes=(0, 1, 2)
-        )
+        np.fft.irfftn(np.fft.rfftn(resid) * problem["transfer"], s=s.shape, axes=(0, 1, 2))
         / SIGMA**2
         - s
     )

@@ -7,7 +7,9 @@
 - ``moped``: linear score compression and MOPED;
 - ``networks``: flax NNX architectures for vectors, P(k) of fields and periodic 2D/3D fields;
 - ``imnn`` and ``regression``: training of information-maximising and regression compressors;
-- ``io``: saving and loading compressors and simulation sets.
+- ``io``: saving and loading compressors and simulation sets;
+- ``distill``: symbolic laws fitted to a compressor's summaries (``discovery.discover``);
+- ``run`` and ``cli``: the ``cosmolaw compress`` workflow (also used by the benchmark).
 
 Nothing here imports ``simulator``: simulators are passed in as functions ``f(theta, key)``.
 """
@@ -19,6 +21,7 @@ from discovery.compress.datasets import (
     simulate_fisher_set,
     summary_derivatives,
 )
+from discovery.compress.distill import SymbolicSummaries, distill
 from discovery.compress.fisher import FisherStats, fisher_stats, gaussian_fisher, log_det
 from discovery.compress.grf import gaussian_field, power_law_fisher
 from discovery.compress.imnn import IMNNConfig, compressor_fisher, imnn_loss, train_imnn
@@ -33,7 +36,7 @@ from discovery.compress.io import (
 from discovery.compress.moped import LinearCompressor, fit_moped, moped_compressor, score_compressor
 from discovery.compress.networks import build_network, fit_input_scaling, summarise
 from discovery.compress.regression import RegressionConfig, train_regression
-from discovery.compress.spectra import PowerBins, binned_power, power_bins
+from discovery.compress.spectra import PowerBins, binned_power, coarse_log_power, power_bins
 
 __all__ = [
     "FiniteDifferenceSet",
@@ -43,9 +46,12 @@ __all__ = [
     "LinearCompressor",
     "PowerBins",
     "RegressionConfig",
+    "SymbolicSummaries",
     "binned_power",
     "build_network",
+    "coarse_log_power",
     "compressor_fisher",
+    "distill",
     "fisher_stats",
     "fit_input_scaling",
     "fit_moped",

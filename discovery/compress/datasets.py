@@ -89,16 +89,27 @@ def simulate_finite_difference_set(
     if delta.shape != theta.shape or not bool(np.all(np.asarray(delta) > 0)):
         raise ValueError(f"delta={np.asarray(delta)}: need one positive step per parameter")
     keys = jax.random.split(key, int(n_s))
+    return _finite_difference_set(simulator, theta, delta, keys, int(n_d), int(batch_size))
+
+
+@functools.partial(jax.jit, static_argnames=("simulator", "n_d", "batch_size"))
+def _finite_difference_set(
+    simulator: Simulator,
+    theta: jax.Array,
+    delta: jax.Array,
+    keys: jax.Array,
+    n_d: int,
+    batch_size: int,
+) -> FiniteDifferenceSet:
+    """Compiled once per simulator and set size."""
     steps = jnp.diag(delta)
 
-    def shifted(k: jax.Array, sign: float) -> jax.Array:
-        return jax.vmap(lambda s: simulator(theta + sign * s, k))(steps)
+    def shifted(k: jax.Array) -> tuple[jax.Array, jax.Array]:
+        plus = jax.vmap(lambda s: simulator(theta + s, k))(steps)
+        return plus, jax.vmap(lambda s: simulator(theta - s, k))(steps)
 
-    fiducial = jax.lax.map(jax.jit(lambda k: simulator(theta, k)), keys, batch_size=batch_size)
-    plus = jax.lax.map(jax.jit(lambda k: shifted(k, 1.0)), keys[: int(n_d)], batch_size=batch_size)
-    minus = jax.lax.map(
-        jax.jit(lambda k: shifted(k, -1.0)), keys[: int(n_d)], batch_size=batch_size
-    )
+    fiducial = jax.lax.map(lambda k: simulator(theta, k), keys, batch_size=batch_size)
+    plus, minus = jax.lax.map(shifted, keys[:n_d], batch_size=batch_size)
     return FiniteDifferenceSet(fiducial, plus, minus, delta)
 
 

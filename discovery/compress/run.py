@@ -156,7 +156,9 @@ def run_compression(
         else:
             rconfig = RegressionConfig(cfg.learning_rate, cfg.max_steps, cfg.patience)
             x_train, t_train = _regression_set(cfg, simulator, keys[3], cfg.n_sims)
-            x_val, t_val = _regression_set(cfg, simulator, keys[1], cfg.n_sims)
+            x_val, t_val = _regression_set(
+                cfg, simulator, jax.random.fold_in(keys[3], 1), cfg.n_sims
+            )
             history = train_regression(
                 trained, x_train, t_train, x_val, t_val, rconfig, seed=cfg.seed, progress=progress
             )
