@@ -73,9 +73,3 @@ def power_in_shells(field: Array, box: float, index: np.ndarray, nbins: int) -> 
 def fourier_filter(field: Array, kernel: Array) -> Array:
     """``irfftn(rfftn(field) * kernel)`` for a real ``(m, m, m)`` field and rfft-shaped kernel."""
     return jnp.fft.irfftn(jnp.fft.rfftn(field) * kernel, s=field.shape).astype(field.dtype)
-
-
-def expand_shells(values: Array, index: np.ndarray, fill: float = 1.0) -> Array:
-    """Per-shell values ``(nbins,)`` broadcast to an rfft-shaped array; other modes get ``fill``."""
-    padded = jnp.concatenate([jnp.asarray(values), jnp.full((1,), fill, jnp.asarray(values).dtype)])
-    return padded[jnp.asarray(index)]

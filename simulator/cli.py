@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--omega-m", type=float, default=None, help="override Omega_m")
     p.add_argument("--sigma8", type=float, default=None, help="override sigma8")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    from simulator.distributed_cli import add_ensemble_arguments
+
+    add_ensemble_arguments(p)
     p.set_defaults(func=run_simulate)
 
 
@@ -66,6 +69,10 @@ def run_simulate(args: argparse.Namespace) -> int:
     )
     if args.seed < 0:
         raise ValueError(f"seed={args.seed} is invalid: must be a non-negative integer")
+    if args.ensemble is not None:
+        from simulator.distributed_cli import run_ensemble_command
+
+        return run_ensemble_command(args, cosmo, conf)
 
     from simulator.output import write_sim
     from simulator.pipeline import simulate

@@ -78,6 +78,6 @@ def test_bad_data_refused(tmp_path, capsys, counts, selection, message):
 def test_bad_run_options_refused():
     """Run options outside their domain name the option."""
     with pytest.raises(ValueError, match="sampler"):
-        RunConfig(sampler="gibbs-please")
+        RunConfig(sampler="metropolis")
     with pytest.raises(ValueError, match="thin"):
         RunConfig(num_samples=100, thin=7)

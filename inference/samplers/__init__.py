@@ -2,8 +2,9 @@
 
 - :mod:`~inference.samplers.borg_hmc`: HMC with randomised step size and number of steps;
 - :mod:`~inference.samplers.nuts`: NUTS with window adaptation (BlackJAX);
-- :mod:`~inference.samplers.mclmc`: MCLMC and Metropolis-adjusted MCLMC with auto-tuning;
-- :mod:`~inference.samplers.gibbs`: block updates of the scalars alternating with the field.
+- :mod:`~inference.samplers.mclmc`: MCLMC and Metropolis-adjusted MCLMC with auto-tuning.
+
+All of them sample the field and the scalar parameters jointly.
 """
 
 from __future__ import annotations

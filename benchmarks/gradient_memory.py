@@ -5,11 +5,12 @@ to the white noise (cosmolaw) or the linear field (JaxPM, see pm_vs_jaxpm.py) is
 and XLA's memory analysis gives its temporary buffer size (bytes), which is deterministic
 on the CPU. The adjoint integrates the particles backwards inside one custom VJP, so its
 temporaries should not grow with the number of steps; autodiff and JaxPM store every step.
-Optionally (--time) the adjoint and JaxPM gradients are also timed at the largest number
-of steps (median of 3 after a warm-up call).
+The adjoint and JaxPM gradients are also timed at the largest number of steps (median of 3
+after a warm-up call); ``--no-jaxpm`` and ``--no-time`` skip those parts.
 
-Last line (R = largest / smallest number of steps, 40 / 10 by default):
-``mem_ratio_R=... autodiff_mem_ratio_R=... [jaxpm_mem_ratio_R=...] [adjoint_time_over_jaxpm=...]``.
+Last line (H / L = largest / smallest number of steps, 80 / 10 by default):
+``adjoint_mem_H_over_L=... autodiff_mem_H_over_L=... jaxpm_mem_H_over_L=...
+adjoint_time_over_jaxpm=...``.
 """
 
 from __future__ import annotations
@@ -54,9 +55,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mesh", type=int, default=64)
     parser.add_argument("--box", type=float, default=256.0)
-    parser.add_argument("--steps", default="10,40", help="comma-separated step counts")
-    parser.add_argument("--jaxpm", action="store_true", help="also measure JaxPM")
-    parser.add_argument("--time", action="store_true", help="time adjoint vs JaxPM gradients")
+    parser.add_argument("--steps", default="10,20,40,80", help="comma-separated step counts")
+    parser.add_argument("--no-jaxpm", dest="jaxpm", action="store_false", help="skip JaxPM")
+    parser.add_argument(
+        "--no-time", dest="time", action="store_false", help="skip timing adjoint vs JaxPM"
+    )
     args = parser.parse_args()
 
     cosmo = Cosmology.planck18()
@@ -91,9 +94,8 @@ def main() -> None:
         print(f"steps={n_steps}: {line}", flush=True)
 
     lo, hi = min(steps), max(steps)
-    names = {"adjoint": "mem_ratio", "autodiff": "autodiff_mem_ratio", "jaxpm": "jaxpm_mem_ratio"}
-    parts = [f"{names[k]}_{hi}_{lo}={v[hi] / v[lo]:.3f}" for k, v in mem.items() if v]
-    if args.time:
+    parts = [f"{k}_mem_{hi}_over_{lo}={v[hi] / v[lo]:.3f}" for k, v in mem.items() if v]
+    if args.time and args.jaxpm:
         conf = dataclasses.replace(base, steps=hi)
         t_adj = median_time(jax.jit(ours(conf)), noise)
         t_jaxpm = median_time(jax.jit(theirs(hi)), delta_lin)
