@@ -54,8 +54,8 @@ def fit_nodes(
     (``time.monotonic()``), the remaining trees get ``mse = inf`` without being fitted.
 
     Shapes are padded (program length to a power of two >= ``min_length``, parameters
-    to one >= ``min_params``, every batch to ``chunk`` programs) so that few kernels are
-    ever compiled.
+    to ``min_params`` or ``4 * min_params``, every batch to ``chunk`` programs) so that
+    few kernels are ever compiled.
     """
     if not nodes:
         return []
@@ -65,7 +65,8 @@ def fit_nodes(
     groups: dict[tuple[int, int, bool], list[int]] = {}
     for i, node in enumerate(nodes):
         length = P.bucket(P.program_length(node), min_length)
-        key = (length, P.bucket(max(counts[i], 1), min_params), counts[i] > 0)
+        n_par = P.bucket(max(counts[i], 1), min_params)
+        key = (length, n_par if n_par <= min_params else 4 * min_params, counts[i] > 0)
         groups.setdefault(key, []).append(i)
     results: list[Fit | None] = [None] * len(nodes)
     X = np.asarray(X, float)  # pad columns so that problems of 1..8 variables share kernels
@@ -127,7 +128,9 @@ def refit(
     restarts: int = 2,
     seed: int = 0,
 ) -> list[tuple[sp.Expr, Fit] | None]:
-    """Refit the floating constants of sympy expressions; ``None`` where one cannot be compiled.
+    """Refit the floating constants of sympy expressions; ``None`` where one cannot be.
+
+    Laws with more than 16 float constants or 64 nodes are not refitted (``None``).
 
     Returns, for each expression, the expression with refitted constants and its fit.
     Refits share the compiled kernels of :func:`fit_nodes` (same iterations, all operators).
@@ -136,14 +139,17 @@ def refit(
     for i, expr in enumerate(exprs):
         pexpr, syms, values = parametrize(expr)
         try:
-            trees.append(P.from_sympy(pexpr, variables, syms))
+            tree = P.from_sympy(pexpr, variables, syms)
         except ValueError:
             continue
+        if len(syms) > 16 or P.program_length(tree) > 64:  # beyond the refit kernels
+            continue
+        trees.append(tree)
         params.append((pexpr, syms))
         starts.append(values)
         keep.append(i)
     fits = fit_nodes(
-        trees, X, y, starts, restarts=restarts, seed=seed, chunk=64, min_length=16, min_params=2
+        trees, X, y, starts, restarts=restarts, seed=seed, chunk=64, min_length=32, min_params=4
     )
     out: list[tuple[sp.Expr, Fit] | None] = [None] * len(exprs)
     for i, (pexpr, syms), fit in zip(keep, params, fits, strict=True):

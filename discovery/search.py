@@ -181,7 +181,7 @@ def discover(
         )[0]
     if used == "auto":
         raw += _pipeline(
-            X, y, symbols, ops, max_complexity, var_dims, target_dims, seed, deadline, bar
+            X, y, symbols, ops, max_complexity, var_dims, target_dims, seed, deadline, budget_s, bar
         )
     if used == "operon":
         bar("operon")
@@ -243,7 +243,7 @@ def _exact_or_float(a) -> sp.Expr:
 
 
 def _pipeline(
-    X, y, symbols, ops, max_complexity, var_dims, target_dims, seed, deadline, bar
+    X, y, symbols, ops, max_complexity, var_dims, target_dims, seed, deadline, budget_s, bar
 ) -> list[sp.Expr]:
     from discovery import operon_backend
 
@@ -285,8 +285,9 @@ def _pipeline(
         best = min(best, rel)
     if best <= exact:
         return out
-    left = deadline - time.monotonic()
-    if red is not None and red.subset and left > 4:
+    # Operon always gets at least a quarter of the budget, even when enumeration ran late
+    left = max(deadline - time.monotonic(), 0.25 * budget_s)
+    if red is not None and red.subset:
         bar(f"operon on {len(red.subset)} of {d} variables")
         sub = list(red.subset)
         z = y / np.prod([X[:, i] ** float(a) for i, a in red.exponents.items()], axis=0)
@@ -300,8 +301,8 @@ def _pipeline(
             seed=seed,
         )
         out += [e * factor for e in g]
-    left = deadline - time.monotonic()
-    if left > 1:
+    left = max(deadline - time.monotonic(), 0.125 * budget_s)
+    if left >= 1:
         bar("operon on all variables")
         out += operon_backend.search(
             X, y, symbols, ops, budget_s=left, max_length=max_complexity, seed=seed

@@ -68,8 +68,27 @@ def _chunks(x: Array, chunk: int) -> Array:
     return x.reshape(-1, chunk, *x.shape[1:])
 
 
-def _scatter(pos: Array, vals: Array, n: int, chunk: int) -> Array:
-    mesh = jnp.zeros((n**3, vals.shape[-1]), vals.dtype)
+def scatter_flat(
+    pos: Array, vals: Array, n: int, chunk: int, num_cells: int | None = None
+) -> Array:
+    """CIC-paint ``vals`` onto a flattened mesh whose planes are ``n x n`` cells.
+
+    The flat index of cell ``(i, j, k)`` is ``(i n + j) n + k`` with ``j``, ``k`` wrapped
+    periodically and ``i`` wrapped modulo ``n``; a slab of ``planes`` planes
+    (``num_cells = planes n^2``, as in ``simulator.distributed.cic``) is addressed directly
+    as long as every ``floor(pos[:, 0]) + 1 < planes``.
+
+    Args:
+        pos: positions in mesh-cell units, ``(N, 3)``.
+        vals: values to paint, ``(N, C)``.
+        n: cells per side of a plane (and the period along axis 0).
+        chunk: particles per ``lax.scan`` chunk.
+        num_cells: length of the flat mesh; ``None`` for the periodic cube ``n^3``.
+
+    Returns:
+        Flat mesh ``(num_cells, C)`` of summed weights (no custom VJP).
+    """
+    mesh = jnp.zeros((n**3 if num_cells is None else num_cells, vals.shape[-1]), vals.dtype)
     if pos.shape[0] <= chunk:
         return _paint_chunk(mesh, pos, vals, n)
 
@@ -95,41 +114,64 @@ def _gather(fn, mesh: Array, pos: Array, vals: Array | None, n: int, chunk: int)
 
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _paint_vjp(pos: Array, vals: Array, n: int, chunk: int) -> Array:
-    return _scatter(pos, vals, n, chunk)
+    return scatter_flat(pos, vals, n, chunk)
 
 
 def _paint_fwd(pos, vals, n, chunk):
-    return _scatter(pos, vals, n, chunk), (pos, vals)
+    return scatter_flat(pos, vals, n, chunk), (pos, vals)
 
 
 def _paint_bwd(n, chunk, res, ct):
     pos, vals = res
     pos_ct = _gather(_pos_grad_chunk, ct, pos, vals, n, chunk)
-    vals_ct = _gather(_readout_chunk, ct, pos, None, n, chunk)
+    vals_ct = readout_flat(ct, pos, n, chunk)
     return pos_ct, vals_ct
 
 
 _paint_vjp.defvjp(_paint_fwd, _paint_bwd)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _readout_vjp(mesh: Array, pos: Array, n: int, chunk: int) -> Array:
+def readout_flat(mesh: Array, pos: Array, n: int, chunk: int) -> Array:
+    """CIC-interpolate a flattened mesh (layout of ``scatter_flat``) at ``pos`` ``(N, 3)``.
+
+    Args:
+        mesh: flat mesh ``(num_cells, C)`` whose planes are ``n x n`` cells.
+        pos: positions in mesh-cell units; n: plane size; chunk: particles per chunk.
+
+    Returns:
+        Values ``(N, C)`` (no custom VJP).
+    """
     return _gather(_readout_chunk, mesh, pos, None, n, chunk)
 
 
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _readout_vjp(mesh: Array, pos: Array, n: int, chunk: int) -> Array:
+    return readout_flat(mesh, pos, n, chunk)
+
+
 def _readout_fwd(mesh, pos, n, chunk):
-    return _gather(_readout_chunk, mesh, pos, None, n, chunk), (mesh, pos)
+    return readout_flat(mesh, pos, n, chunk), (mesh, pos)
 
 
 def _readout_bwd(n, chunk, res, ct):
     mesh, pos = res
-    return _scatter(pos, ct, n, chunk), _gather(_pos_grad_chunk, mesh, pos, ct, n, chunk)
+    return scatter_flat(pos, ct, n, chunk), _gather(_pos_grad_chunk, mesh, pos, ct, n, chunk)
 
 
 _readout_vjp.defvjp(_readout_fwd, _readout_bwd)
 
 
-def _as_columns(pos: Array, weights: Array | None) -> tuple[Array, bool]:
+def weight_columns(pos: Array, weights: Array | None) -> tuple[Array, bool]:
+    """Particle weights as columns ``(N, C)`` and whether they were scalar per particle.
+
+    Args:
+        pos: positions ``(N, 3)`` (for ``N`` and the dtype).
+        weights: ``None`` (unit mass), ``(N,)`` or ``(N, C)``.
+
+    Returns:
+        ``(vals, scalar)``: ``vals`` of shape ``(N, 1)`` for ``None`` or ``(N,)`` weights
+        (``scalar = True``) and ``(N, C)`` otherwise.
+    """
     if weights is None:
         return jnp.ones((pos.shape[0], 1), pos.dtype), True
     weights = jnp.asarray(weights, pos.dtype)
@@ -156,8 +198,8 @@ def paint(
     Returns:
         Mesh of shape ``(n, n, n)`` (or ``(n, n, n, C)``) holding the summed weights.
     """
-    vals, scalar = _as_columns(pos, weights)
-    fn = _paint_vjp if custom_vjp else _scatter
+    vals, scalar = weight_columns(pos, weights)
+    fn = _paint_vjp if custom_vjp else scatter_flat
     mesh = fn(pos, vals, n, chunk_size)
     return mesh.reshape(n, n, n) if scalar else mesh.reshape(n, n, n, -1)
 
@@ -179,7 +221,7 @@ def readout(mesh: Array, pos: Array, chunk_size: int = 2**20, custom_vjp: bool =
     if custom_vjp:
         out = _readout_vjp(flat, pos, n, chunk_size)
     else:
-        out = _gather(_readout_chunk, flat, pos, None, n, chunk_size)
+        out = readout_flat(flat, pos, n, chunk_size)
     return out[:, 0] if mesh.ndim == 3 else out
 
 

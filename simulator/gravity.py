@@ -7,11 +7,13 @@ kick factors (``simulator.nbody``), so the force is a function of positions alon
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 from jax import Array
 
-from simulator import cic
+from simulator import cic, fft
 from simulator.config import SimConfig
 from simulator.fourier import cic_window, gradient_kernels, wavenumbers
 
@@ -64,20 +66,27 @@ def _force_kernels(conf: SimConfig) -> tuple[Array, ...]:
     )
 
 
-def force_mesh(delta: Array, conf: SimConfig) -> Array:
+def force_mesh(
+    delta: Array,
+    conf: SimConfig,
+    *,
+    rfftn: Callable[[Array], Array] = fft.rfftn,
+    irfftn: Callable[[Array], Array] = fft.irfftn,
+) -> Array:
     """Acceleration ``-grad(phi)``, ``laplacian(phi) = delta``, on the mesh.
 
     Args:
         delta: density contrast, shape ``(n, n, n)``.
         conf: configuration (gradient kernel, CIC deconvolution).
+        rfftn, irfftn: real FFT pair of ``(n, n, n)`` meshes (``simulator.fft``, or the
+            sharded ones of ``simulator.distributed.fft`` bound to a device mesh).
 
     Returns:
         Acceleration mesh in Mpc/h, shape ``(n, n, n, 3)``.
     """
-    n = conf.mesh
-    delta_k = jnp.fft.rfftn(delta)
-    acc_k = jnp.stack([1j * kern * delta_k for kern in _force_kernels(conf)], axis=-1)
-    return jnp.fft.irfftn(acc_k, s=(n, n, n), axes=(0, 1, 2)).astype(delta.dtype)
+    delta_k = rfftn(delta)
+    comps = [irfftn(1j * kern * delta_k) for kern in _force_kernels(conf)]
+    return jnp.stack(comps, axis=-1).astype(delta.dtype)
 
 
 def acceleration_and_mesh(disp: Array, conf: SimConfig) -> tuple[Array, Array]:

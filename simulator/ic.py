@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 from jax import Array
 
+from simulator import fft
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
 from simulator.fourier import k_norm
@@ -37,6 +40,8 @@ def linear_modes(
     conf: SimConfig,
     fixed_amplitude: bool = False,
     paired: bool = False,
+    *,
+    rfftn: Callable[[Array], Array] = fft.rfftn,
 ) -> Array:
     """Fourier modes ``delta_k = sqrt(P(k) / V_cell) rfftn(s)`` of the linear field at a = 1.
 
@@ -49,12 +54,14 @@ def linear_modes(
         conf: configuration (mesh, box).
         fixed_amplitude: replace each ``|s_k|`` by its rms ``sqrt(N)`` (keeps the phase).
         paired: flip every phase by pi (``s -> -s``), for paired-fixed simulations.
+        rfftn: real FFT of a mesh (``simulator.fft.rfftn``, or the sharded one of
+            ``simulator.distributed.fft`` bound to a device mesh).
 
     Returns:
         Complex modes of shape ``(mesh, mesh, mesh // 2 + 1)``.
     """
     n = conf.mesh
-    s_k = jnp.fft.rfftn(noise)
+    s_k = rfftn(noise)
     if fixed_amplitude:
         amp = jnp.abs(s_k)
         s_k = jnp.where(amp > 0, s_k / jnp.where(amp > 0, amp, 1.0), 0.0) * jnp.sqrt(n**3)
@@ -73,11 +80,14 @@ def linear_field(
     conf: SimConfig,
     fixed_amplitude: bool = False,
     paired: bool = False,
+    *,
+    rfftn: Callable[[Array], Array] = fft.rfftn,
+    irfftn: Callable[[Array], Array] = fft.irfftn,
 ) -> Array:
     """Linear density contrast at a = 1 in real space, shape ``(mesh, mesh, mesh)``.
 
-    See ``linear_modes`` for the arguments.
+    See ``linear_modes`` for the arguments; ``irfftn`` is the inverse of ``rfftn``
+    (``simulator.fft.irfftn`` by default).
     """
-    n = conf.mesh
-    modes = linear_modes(noise, cosmo, conf, fixed_amplitude, paired)
-    return jnp.fft.irfftn(modes, s=(n, n, n)).astype(noise.dtype)
+    modes = linear_modes(noise, cosmo, conf, fixed_amplitude, paired, rfftn=rfftn)
+    return irfftn(modes).astype(noise.dtype)

@@ -18,20 +18,28 @@ Nyquist frequency onto large scales.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax.numpy as jnp
 from jax import Array
 
+from simulator import fft
 from simulator.config import SimConfig
 from simulator.fourier import gradient_kernels, wavenumbers
 from simulator.growth import GrowthTable, growth_at
 from simulator.nbody import State
 
 
-def lattice_modes(delta_lin: Array, conf: SimConfig) -> Array:
+def lattice_modes(
+    delta_lin: Array, conf: SimConfig, *, rfftn: Callable[..., Array] = fft.rfftn
+) -> Array:
     """Fourier modes of the linear field restricted to the particle lattice.
 
     Args:
         delta_lin: linear density contrast on the mesh, shape ``(mesh, mesh, mesh)``.
+        conf: configuration (mesh and particle grid sizes).
+        rfftn: real FFT ``rfftn(field, keep=m)`` returning only the modes of an ``m^3``
+            mesh (``simulator.fft.rfftn`` or the sharded ``simulator.distributed.fft``).
 
     Returns:
         ``rfftn`` modes on the lattice, shape ``(m, m, m // 2 + 1)`` with ``m = ptcl_grid``,
@@ -39,34 +47,41 @@ def lattice_modes(delta_lin: Array, conf: SimConfig) -> Array:
         Nyquist planes are zero.
     """
     n, m = conf.mesh, conf.ptcl_grid
-    modes = jnp.fft.rfftn(delta_lin)
+    modes = rfftn(delta_lin, keep=m)
     if m != n:
-        keep = jnp.concatenate([jnp.arange(m // 2 + 1), jnp.arange(n - m // 2 + 1, n)])
-        modes = modes[keep][:, keep][:, :, : m // 2 + 1] * (m / n) ** 3
+        modes = modes * (m / n) ** 3
     mask = jnp.ones(m).at[m // 2].set(0.0)
     return modes * mask[:, None, None] * mask[None, :, None] * mask[None, None, : m // 2 + 1]
 
 
-def lpt_displacements(delta_lin: Array, conf: SimConfig) -> tuple[Array, Array]:
+def lpt_displacements(
+    delta_lin: Array,
+    conf: SimConfig,
+    *,
+    rfftn: Callable[..., Array] = fft.rfftn,
+    irfftn: Callable[[Array], Array] = fft.irfftn,
+) -> tuple[Array, Array]:
     """First- and second-order displacement fields ``Psi1`` and ``Psi2`` on the lattice.
 
     Args:
         delta_lin: linear density contrast at a = 1 on the mesh, ``(mesh, mesh, mesh)``.
         conf: configuration (``lpt_order = 1`` gives ``Psi2 = 0``).
+        rfftn, irfftn: real FFT pair (see ``lattice_modes``); the sharded ones of
+            ``simulator.distributed.fft`` give the same fields sharded by slab.
 
     Returns:
         ``(psi1, psi2)`` in Mpc/h, each of shape ``(N, 3)`` in lattice order.
     """
     m = conf.ptcl_grid
     dtype = delta_lin.dtype
-    delta_k = lattice_modes(delta_lin, conf)
+    delta_k = lattice_modes(delta_lin, conf, rfftn=rfftn)
     kx, ky, kz = wavenumbers(m, conf.box, dtype)
     k2 = kx**2 + ky**2 + kz**2
     inv_k2 = jnp.where(k2 > 0, 1.0 / jnp.where(k2 > 0, k2, 1.0), 0.0)
     grads = gradient_kernels(m, conf.box, "exact", dtype)
 
     def to_real(field_k: Array) -> Array:
-        return jnp.fft.irfftn(field_k, s=(m, m, m)).astype(dtype)
+        return irfftn(field_k).astype(dtype)
 
     def displacement(source_k: Array, sign: float) -> Array:
         # Psi = sign * grad(laplacian^-1 source): Psi_k = -sign * i k source_k / k^2
@@ -86,11 +101,19 @@ def lpt_displacements(delta_lin: Array, conf: SimConfig) -> tuple[Array, Array]:
         - hess[1, 2] ** 2
         - hess[0, 2] ** 2
     )
-    psi2 = displacement(jnp.fft.rfftn(source), 1.0)
+    psi2 = displacement(rfftn(source), 1.0)
     return psi1, psi2
 
 
-def lpt(delta_lin: Array, table: GrowthTable, conf: SimConfig, a: float | None = None) -> State:
+def lpt(
+    delta_lin: Array,
+    table: GrowthTable,
+    conf: SimConfig,
+    a: float | None = None,
+    *,
+    rfftn: Callable[..., Array] = fft.rfftn,
+    irfftn: Callable[[Array], Array] = fft.irfftn,
+) -> State:
     """LPT particle state at scale factor ``a`` (default ``conf.a_start``).
 
     Args:
@@ -98,12 +121,13 @@ def lpt(delta_lin: Array, table: GrowthTable, conf: SimConfig, a: float | None =
         table: ``growth_table(cosmo)``.
         conf: configuration (``lpt_order``, particle grid).
         a: scale factor.
+        rfftn, irfftn: real FFT pair (see ``lpt_displacements``).
 
     Returns:
         ``State`` with ``disp`` (Mpc/h) and ``vel = dx/dlna`` (Mpc/h), each ``(N, 3)``.
     """
     a = conf.a_start if a is None else a
-    psi1, psi2 = lpt_displacements(delta_lin, conf)
+    psi1, psi2 = lpt_displacements(delta_lin, conf, rfftn=rfftn, irfftn=irfftn)
     g = growth_at(table, jnp.asarray(a, delta_lin.dtype))
     disp = g.D1 * psi1 + g.D2 * psi2
     vel = g.D1 * g.f1 * psi1 + g.D2 * g.f2 * psi2

@@ -36,9 +36,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from simulator import gravity
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology, E
-from simulator.gravity import acceleration, acceleration_and_mesh, acceleration_vjp
 from simulator.growth import GrowthTable, growth_at
 
 
@@ -93,18 +93,56 @@ def time_step_factors(cosmo: Cosmology, table: GrowthTable, conf: SimConfig, dty
     return step_factors(cosmo, table, a0, a1, conf.step_spacing).astype(dtype)
 
 
-def _kdk(carry, fac: Array, conf: SimConfig):
+class Forces(NamedTuple):
+    """PM force functions of the integrator, as a static (hashable) argument.
+
+    ``None`` in place of a ``Forces`` means the single-device ``simulator.gravity``
+    functions for the configuration; ``simulator.distributed.pm.sharded_forces`` gives the
+    sharded ones. Hashing is by identity of the callables, so build each ``Forces`` once
+    and reuse it (each new one is a new static argument and compiles again).
+
+    Attributes:
+        acceleration: ``disp (N, 3) -> acc (N, 3)``, both in Mpc/h.
+        acceleration_and_mesh: ``disp -> (acc, mesh)`` with the force mesh
+            ``(n, n, n, 3)`` that ``acceleration_vjp`` reuses.
+        acceleration_vjp: ``(disp, mesh, acc_ct) -> disp_ct`` ``(N, 3)``, the cotangent of
+            ``disp`` for ``acceleration(disp)``.
+    """
+
+    acceleration: Callable[[Array], Array]
+    acceleration_and_mesh: Callable[[Array], tuple[Array, Array]]
+    acceleration_vjp: Callable[[Array, Array, Array], Array]
+
+
+def _forces(forces: Forces | None, conf: SimConfig) -> Forces:
+    """``forces``, or the single-device gravity functions of ``conf`` for ``None``."""
+    if forces is not None:
+        return forces
+    return Forces(
+        partial(gravity.acceleration, conf=conf),
+        partial(gravity.acceleration_and_mesh, conf=conf),
+        partial(gravity.acceleration_vjp, conf=conf),
+    )
+
+
+def _kdk(carry, fac: Array, accel: Callable[[Array], Array]):
     """One kick-drift-kick step of ``(disp, vel, acc)`` with factors ``fac`` (5,)."""
     disp, vel, acc = carry
     c1, k1, d, c2, k2 = fac
     vel_h = c1 * vel + k1 * acc
     disp = disp + d * vel_h
-    acc = acceleration(disp, conf)
+    acc = accel(disp)
     return disp, c2 * vel_h + k2 * acc, acc
 
 
 def kdk_step(
-    state: State, acc: Array, cosmo: Cosmology, table: GrowthTable, conf: SimConfig, a1: float
+    state: State,
+    acc: Array,
+    cosmo: Cosmology,
+    table: GrowthTable,
+    conf: SimConfig,
+    a1: float,
+    forces: Forces | None = None,
 ) -> tuple[State, Array]:
     """One FastPM step from ``state.a`` to ``a1``.
 
@@ -112,40 +150,44 @@ def kdk_step(
         state: particles at ``state.a``; acc: their acceleration ``(N, 3)`` (Mpc/h).
         cosmo, table: cosmology and its growth table.
         conf: configuration; a1: end scale factor.
+        forces: force functions (``None``: single-device ``simulator.gravity``).
 
     Returns:
         ``(state at a1, acceleration at a1)``.
     """
     a1 = jnp.asarray(a1, state.disp.dtype)
     fac = step_factors(cosmo, table, state.a, a1, conf.step_spacing).astype(state.disp.dtype)
-    disp, vel, acc = _kdk((state.disp, state.vel, acc), fac, conf)
+    accel = _forces(forces, conf).acceleration
+    disp, vel, acc = _kdk((state.disp, state.vel, acc), fac, accel)
     return State(disp, vel, a1), acc
 
 
-def _integrate_plain(disp, vel, factors, conf, progress, offset):
+def _integrate_plain(disp, vel, factors, conf, progress, offset, forces):
+    accel = _forces(forces, conf).acceleration
+
     def body(carry, x):
         fac, i = x
         if progress is not None:
             jax.debug.callback(progress, i)
-        return _kdk(carry, fac, conf), None
+        return _kdk(carry, fac, accel), None
 
-    carry = (disp, vel, acceleration(disp, conf))
+    carry = (disp, vel, accel(disp))
     steps = jnp.arange(factors.shape[0]) + offset
     carry, _ = jax.lax.scan(body, carry, (factors, steps))
     return carry
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
-def _integrate_adjoint(disp, vel, factors, conf, progress, offset):
-    return _integrate_plain(disp, vel, factors, conf, progress, offset)[:2]
+@partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
+def _integrate_adjoint(disp, vel, factors, conf, progress, offset, forces):
+    return _integrate_plain(disp, vel, factors, conf, progress, offset, forces)[:2]
 
 
-def _adjoint_fwd(disp, vel, factors, conf, progress, offset):
-    disp, vel, acc = _integrate_plain(disp, vel, factors, conf, progress, offset)
+def _adjoint_fwd(disp, vel, factors, conf, progress, offset, forces):
+    disp, vel, acc = _integrate_plain(disp, vel, factors, conf, progress, offset, forces)
     return (disp, vel), (disp, vel, acc, factors)
 
 
-def _unkdk(x: Array, v: Array, acc: Array, fac: Array, conf: SimConfig):
+def _unkdk(x: Array, v: Array, acc: Array, fac: Array, forces: Forces):
     """Invert one step: from the end state ``(x, v, acc)`` back to its start.
 
     Returns:
@@ -155,39 +197,42 @@ def _unkdk(x: Array, v: Array, acc: Array, fac: Array, conf: SimConfig):
     c1, k1, d, c2, k2 = fac
     v_h = (v - k2 * acc) / c2
     x0 = x - d * v_h
-    acc0, mesh0 = acceleration_and_mesh(x0, conf)
+    acc0, mesh0 = forces.acceleration_and_mesh(x0)
     return x0, v_h, (v_h - k1 * acc0) / c1, acc0, mesh0
 
 
 def integrate_backward(
-    disp: Array, vel: Array, factors: Array, conf: SimConfig
+    disp: Array, vel: Array, factors: Array, conf: SimConfig, forces: Forces | None = None
 ) -> tuple[Array, Array]:
     """Undo ``integrate``: run the steps with factors ``factors`` ``(steps, 5)`` backwards from
-    the final ``(disp, vel)`` ``(N, 3)`` and return the initial ones (up to round-off)."""
+    the final ``(disp, vel)`` ``(N, 3)`` and return the initial ones (up to round-off).
+    ``forces`` as for ``integrate``."""
+    forces = _forces(forces, conf)
 
     def body(carry, fac):
-        x0, _, v0, acc0, _ = _unkdk(*carry, fac, conf)
+        x0, _, v0, acc0, _ = _unkdk(*carry, fac, forces)
         return (x0, v0, acc0), None
 
-    carry = (disp, vel, acceleration(disp, conf))
+    carry = (disp, vel, forces.acceleration(disp))
     (disp, vel, _), _ = jax.lax.scan(body, carry, factors, reverse=True)
     return disp, vel
 
 
-def _adjoint_bwd(conf, progress, offset, res, cts):
+def _adjoint_bwd(conf, progress, offset, forces, res, cts):
+    forces = _forces(forces, conf)
     disp, vel, acc, factors = res
     disp_ct, vel_ct = cts
-    mesh = acceleration_and_mesh(disp, conf)[1]
+    mesh = forces.acceleration_and_mesh(disp)[1]
 
     def body(carry, fac):
         x, v, a, g, x_ct, v_ct, a_ct = carry
         c1, k1, d, c2, k2 = fac
-        x0, v_h, v0, a0, g0 = _unkdk(x, v, a, fac, conf)
+        x0, v_h, v0, a0, g0 = _unkdk(x, v, a, fac, forces)
         # transpose of the second kick and of the force at x
         a_ct = a_ct + k2 * v_ct
         c2_ct, k2_ct = jnp.vdot(v_ct, v_h), jnp.vdot(v_ct, a)
         v_h_ct = c2 * v_ct
-        x_ct = x_ct + acceleration_vjp(x, g, a_ct, conf)
+        x_ct = x_ct + forces.acceleration_vjp(x, g, a_ct)
         # transpose of the drift
         d_ct = jnp.vdot(x_ct, v_h)
         v_h_ct = v_h_ct + d * x_ct
@@ -200,7 +245,7 @@ def _adjoint_bwd(conf, progress, offset, res, cts):
     carry = (disp, vel, acc, mesh, disp_ct, vel_ct, zeros)
     carry, fac_cts = jax.lax.scan(body, carry, factors, reverse=True)
     x0, _, _, g0, x_ct, v_ct, a_ct = carry
-    x_ct = x_ct + acceleration_vjp(x0, g0, a_ct, conf)
+    x_ct = x_ct + forces.acceleration_vjp(x0, g0, a_ct)
     return x_ct, v_ct, fac_cts
 
 
@@ -214,6 +259,7 @@ def integrate(
     conf: SimConfig,
     progress: Callable[[Array], None] | None = None,
     offset: int = 0,
+    forces: Forces | None = None,
 ) -> tuple[Array, Array]:
     """Run ``factors.shape[0]`` FastPM steps from ``(disp, vel)``.
 
@@ -226,13 +272,15 @@ def integrate(
         conf: configuration.
         progress: optional host callback called with the global step index.
         offset: index of the first step (for ``progress``).
+        forces: force functions, a static argument (``None``: single-device
+            ``simulator.gravity``; see ``Forces``).
 
     Returns:
         Final ``(disp, vel)``.
     """
     if conf.gradient == "adjoint":
-        return _integrate_adjoint(disp, vel, factors, conf, progress, offset)
-    return _integrate_plain(disp, vel, factors, conf, progress, offset)[:2]
+        return _integrate_adjoint(disp, vel, factors, conf, progress, offset, forces)
+    return _integrate_plain(disp, vel, factors, conf, progress, offset, forces)[:2]
 
 
 def nbody(
@@ -241,6 +289,7 @@ def nbody(
     table: GrowthTable,
     conf: SimConfig,
     progress: Callable[[Array], None] | None = None,
+    forces: Forces | None = None,
 ) -> tuple[State, tuple[State, ...]]:
     """Integrate LPT initial conditions from ``conf.a_start`` to ``conf.a_stop``.
 
@@ -249,6 +298,8 @@ def nbody(
         cosmo: cosmology; table: ``growth_table(cosmo)``.
         conf: configuration (time grid ``conf.time_grid()``, snapshots, gradient method).
         progress: optional host callback ``progress(step_index)`` after each step.
+        forces: force functions (``None``: single-device ``simulator.gravity``; see
+            ``Forces``).
 
     Returns:
         ``(final_state, snapshots)`` where ``snapshots`` holds one ``State`` per
@@ -262,7 +313,7 @@ def nbody(
     disp, vel, start = state.disp, state.vel, 0
     states = {}
     for stop in bounds:
-        disp, vel = integrate(disp, vel, factors[start:stop], conf, progress, start)
+        disp, vel = integrate(disp, vel, factors[start:stop], conf, progress, start, forces)
         states[stop] = State(disp, vel, jnp.asarray(grid[stop], dtype))
         start = stop
     return states[len(grid) - 1], tuple(states[c] for c in cuts)

@@ -36,6 +36,7 @@ def test_power_law_exponent_survives_snapping(noise):
         assert abs(float(powers[0]) - 0.55) < 0.02
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("noise", [0.0, 0.01])
 def test_exhaustive_returns_exponential_decay_as_mdl_best(noise):
     a, b = 2.5, 1.7
@@ -62,7 +63,7 @@ def test_exhaustive_returns_exponential_decay_as_mdl_best(noise):
 KEPLER_UNITS = {"a": "m", "M": "kg", "G": "m^3 kg^-1 s^-2", "T": "s"}
 
 
-@pytest.mark.parametrize("noise", [0.0, 0.01])
+@pytest.mark.parametrize("noise", [0.0, pytest.param(0.01, marks=pytest.mark.slow)])
 def test_kepler_third_law_with_units(noise):
     rng = np.random.default_rng(4)
     X = np.stack(

@@ -8,9 +8,9 @@ devices that own them and added there. Readout is the transpose: the extended sl
 filled from the neighbours and interpolated locally. A halo wider than a slab spans several
 devices and is exchanged with each of them.
 
-The per-particle CIC kernels are those of ``simulator.cic`` applied to the flattened
-extended slab: its planes are ``n x n`` like those of the cubic mesh, so the flat indices of
-``simulator.cic`` address it directly as long as no particle is farther than ``halo - 1``
+The per-particle CIC maps are ``simulator.cic.scatter_flat``/``readout_flat`` applied to the
+flattened extended slab: its planes are ``n x n`` like those of the cubic mesh, so the flat
+indices of ``simulator.cic`` address it directly as long as no particle is farther than ``halo - 1``
 cells from its slab (``required_halo`` measures that).
 """
 
@@ -120,24 +120,11 @@ def _unfold(own: Array, w: int, halo: int, p: int) -> Array:
     return jnp.concatenate(pieces, axis=0)
 
 
-def _local_scatter(pos: Array, vals: Array, planes: int, n: int, chunk: int) -> Array:
-    """Paint onto a flat ``(planes * n * n, C)`` slab with ``simulator.cic``'s chunk kernel."""
-    flat = jnp.zeros((planes * n * n, vals.shape[-1]), vals.dtype)
-    if pos.shape[0] <= chunk:
-        return cic._paint_chunk(flat, pos, vals, n)
-
-    def body(m, pv):
-        return cic._paint_chunk(m, pv[0], pv[1], n), None
-
-    flat, _ = jax.lax.scan(body, flat, (cic._chunks(pos, chunk), cic._chunks(vals, chunk)))
-    return flat
-
-
 def _paint_local(pos, vals, n, p, halo, chunk):
     w = n // p
     planes = w + 2 * halo
     pos = pos.at[:, 0].set(_local_x(pos[:, 0], n, w, halo))
-    ext = _local_scatter(pos, vals, planes, n, chunk).reshape(planes, n, n, -1)
+    ext = cic.scatter_flat(pos, vals, n, chunk, planes * n * n).reshape(planes, n, n, -1)
     return _fold(ext, w, halo, p) if p > 1 else ext
 
 
@@ -146,7 +133,7 @@ def _readout_local(own, pos, n, p, halo, chunk):
     ext = _unfold(own, w, halo, p) if p > 1 else own
     pos = pos.at[:, 0].set(_local_x(pos[:, 0], n, w, halo))
     flat = ext.reshape(-1, ext.shape[-1])
-    return cic._gather(cic._readout_chunk, flat, pos, None, n, chunk)
+    return cic.readout_flat(flat, pos, n, chunk)
 
 
 def paint(
@@ -174,7 +161,7 @@ def paint(
         ``simulator.cic.paint`` of the same particles.
     """
     check_halo(halo, n, mesh)
-    vals, scalar = cic._as_columns(pos, weights)
+    vals, scalar = cic.weight_columns(pos, weights)
     fn = partial(_paint_local, n=n, p=num_shards(mesh), halo=halo, chunk=chunk_size)
     out = jax.shard_map(fn, mesh=mesh, in_specs=(REAL_SPEC, REAL_SPEC), out_specs=REAL_SPEC)(
         pos, vals

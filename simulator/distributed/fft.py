@@ -22,16 +22,11 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import Array
 from jax.sharding import Mesh
 
 from simulator.distributed.mesh import AXIS, FOURIER_SPEC, REAL_SPEC
-
-
-def _low_modes(n: int, m: int) -> np.ndarray:
-    """Indices of the ``m`` lowest frequencies of an ``n``-point FFT, in ``m``-point FFT order."""
-    return np.concatenate([np.arange(m // 2 + 1), np.arange(n - m // 2 + 1, n)])
+from simulator.fft import low_modes
 
 
 def rfftn_slab(block: Array, keep: int | None = None) -> Array:
@@ -48,10 +43,10 @@ def rfftn_slab(block: Array, keep: int | None = None) -> Array:
     n = block.shape[1]
     k = jnp.fft.fft(jnp.fft.rfft(block, axis=2), axis=1)
     if keep is not None:
-        k = k[:, _low_modes(n, keep), : keep // 2 + 1]
+        k = k[:, low_modes(n, keep), : keep // 2 + 1]
     k = jax.lax.all_to_all(k, AXIS, split_axis=1, concat_axis=0, tiled=True)
     k = jnp.fft.fft(k, axis=0)
-    return k if keep is None else k[_low_modes(n, keep)]
+    return k if keep is None else k[low_modes(n, keep)]
 
 
 def irfftn_slab(block: Array, n: int) -> Array:
@@ -84,6 +79,7 @@ def rfftn(field: Array, mesh: Mesh, keep: int | None = None) -> Array:
         Complex modes ``(n, n, n // 2 + 1)`` (``keep`` in place of ``n`` when given),
         sharded along axis 1.
     """
+    keep = None if keep == field.shape[0] else keep
     fn = jax.shard_map(
         partial(rfftn_slab, keep=keep), mesh=mesh, in_specs=REAL_SPEC, out_specs=FOURIER_SPEC
     )

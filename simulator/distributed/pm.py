@@ -6,23 +6,23 @@ nbody -> density_contrast`` on global arrays that are sharded over a 1D device m
 second axis. Elementwise work (Fourier kernels, kick and drift updates) is partitioned by
 XLA from those shardings; the two non-local operations are explicit: the 3D FFT
 (``simulator.distributed.fft``) and CIC paint/readout with halo exchange
-(``simulator.distributed.cic``). The physics is that of the single-device modules, whose
-kernels are reused: ``fourier`` (wavenumbers, gradient kernels), ``gravity`` (lattice,
-positions, force kernels), ``linear_power``, ``growth`` and ``nbody.step_factors``.
+(``simulator.distributed.cic``). The physics is that of the single-device modules, which
+run unchanged with those two operations plugged in: ``ic`` and ``lpt`` and
+``gravity.force_mesh`` take the sharded FFTs as their ``rfftn``/``irfftn``, and
+``nbody.nbody`` takes the sharded force functions (``sharded_forces``), so the time steps
+and their adjoint gradient (``conf.gradient``) are those of one device.
 
-Restrictions: ``mesh`` and ``ptcl_grid`` divisible by the number of devices. Gradients are
-plain reverse-mode autodiff through the time steps (memory grows with the number of steps):
-the single-device adjoint needs the force functions as an argument of
-``simulator.nbody.integrate`` before it can run sharded.
+Restrictions: ``mesh`` and ``ptcl_grid`` divisible by the number of devices. The sharded
+force VJP of the adjoint recomputes the force at the point (``jax.vjp`` through paint, FFTs
+and readout) rather than reusing the stored force mesh.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
+from functools import lru_cache, partial
 
 import jax
-import jax.numpy as jnp
 from jax import Array
 from jax.sharding import Mesh
 
@@ -31,10 +31,11 @@ from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
 from simulator.distributed import cic, fft
 from simulator.distributed.mesh import check_divisible, real_sharding
-from simulator.fourier import gradient_kernels, k_norm, odd_kernel_mask, wavenumbers
-from simulator.growth import GrowthTable, growth_at, growth_table
-from simulator.linear_power import linear_power
-from simulator.nbody import State, step_factors
+from simulator.growth import GrowthTable, growth_table
+from simulator.lpt import lpt as single_lpt
+from simulator.lpt import lpt_displacements as single_lpt_displacements
+from simulator.nbody import Forces, State
+from simulator.nbody import nbody as single_nbody
 
 
 def check_config(conf: SimConfig, mesh: Mesh, halo: int) -> None:
@@ -53,15 +54,18 @@ def white_noise(seed: int | Array, conf: SimConfig, mesh: Mesh) -> Array:
     return jax.lax.with_sharding_constraint(ic.white_noise(seed, conf), real_sharding(mesh))
 
 
+def _ffts(mesh: Mesh) -> dict[str, Callable[..., Array]]:
+    """The sharded FFT pair as the ``rfftn``/``irfftn`` hooks of the single-device kernels."""
+    return {"rfftn": partial(fft.rfftn, mesh=mesh), "irfftn": partial(fft.irfftn, mesh=mesh)}
+
+
 def linear_modes(noise: Array, cosmo: Cosmology, conf: SimConfig, mesh: Mesh) -> Array:
     """Sharded ``simulator.ic.linear_modes``: ``sqrt(P(k) / V_cell) rfftn(noise)``.
 
     Returns:
         Complex modes ``(mesh, mesh, mesh // 2 + 1)`` at a = 1, sharded along axis 1.
     """
-    k = k_norm(conf.mesh, conf.box, noise.dtype)
-    amplitude = jnp.sqrt(linear_power(k, cosmo).astype(noise.dtype) / conf.cell_size**3)
-    return fft.rfftn(noise, mesh) * amplitude
+    return ic.linear_modes(noise, cosmo, conf, rfftn=_ffts(mesh)["rfftn"])
 
 
 def linear_field(noise: Array, cosmo: Cosmology, conf: SimConfig, mesh: Mesh) -> Array:
@@ -70,13 +74,7 @@ def linear_field(noise: Array, cosmo: Cosmology, conf: SimConfig, mesh: Mesh) ->
     Returns:
         Real mesh ``(mesh, mesh, mesh)`` sharded along axis 0.
     """
-    return fft.irfftn(linear_modes(noise, cosmo, conf, mesh), mesh).astype(noise.dtype)
-
-
-def _inverse_laplacian(n: int, box: float, dtype) -> Array:
-    kx, ky, kz = wavenumbers(n, box, dtype)
-    k2 = kx**2 + ky**2 + kz**2
-    return jnp.where(k2 > 0, 1.0 / jnp.where(k2 > 0, k2, 1.0), 0.0)
+    return ic.linear_field(noise, cosmo, conf, **_ffts(mesh))
 
 
 def lpt_displacements(delta_lin: Array, conf: SimConfig, mesh: Mesh) -> tuple[Array, Array]:
@@ -91,34 +89,7 @@ def lpt_displacements(delta_lin: Array, conf: SimConfig, mesh: Mesh) -> tuple[Ar
     Returns:
         ``(psi1, psi2)`` in Mpc/h, each ``(N, 3)`` in lattice order, sharded along axis 0.
     """
-    n, m, dtype = conf.mesh, conf.ptcl_grid, delta_lin.dtype
-    masks = odd_kernel_mask(m, dtype)
-    keep = None if m == n else m
-    delta_k = fft.rfftn(delta_lin, mesh, keep) * ((m / n) ** 3 * masks[0] * masks[1] * masks[2])
-    inv_k2 = _inverse_laplacian(m, conf.box, dtype)
-    grads = gradient_kernels(m, conf.box, "exact", dtype)
-
-    def to_real(field_k: Array) -> Array:
-        return fft.irfftn(field_k, mesh).astype(dtype)
-
-    def displacement(source_k: Array, sign: float) -> Array:
-        comps = [to_real(-sign * 1j * g * inv_k2 * source_k) for g in grads]
-        return jnp.stack(comps, axis=-1).reshape(-1, 3)
-
-    psi1 = displacement(delta_k, -1.0)
-    if conf.lpt_order == 1:
-        return psi1, jnp.zeros_like(psi1)
-    phi_k = -delta_k * inv_k2
-    hess = {(i, j): to_real(-grads[i] * grads[j] * phi_k) for i in range(3) for j in range(i, 3)}
-    source = (
-        hess[0, 0] * hess[1, 1]
-        + hess[1, 1] * hess[2, 2]
-        + hess[2, 2] * hess[0, 0]
-        - hess[0, 1] ** 2
-        - hess[1, 2] ** 2
-        - hess[0, 2] ** 2
-    )
-    return psi1, displacement(fft.rfftn(source, mesh), 1.0)
+    return single_lpt_displacements(delta_lin, conf, **_ffts(mesh))
 
 
 def lpt(
@@ -129,12 +100,7 @@ def lpt(
     Returns:
         ``State`` whose ``disp`` and ``vel`` (Mpc/h, ``(N, 3)``) are sharded by slab.
     """
-    a = conf.a_start if a is None else a
-    psi1, psi2 = lpt_displacements(delta_lin, conf, mesh)
-    g = growth_at(table, jnp.asarray(a, delta_lin.dtype))
-    disp = (g.D1 * psi1 + g.D2 * psi2).astype(delta_lin.dtype)
-    vel = (g.D1 * g.f1 * psi1 + g.D2 * g.f2 * psi2).astype(delta_lin.dtype)
-    return State(disp, vel, jnp.asarray(a))
+    return single_lpt(delta_lin, table, conf, a, **_ffts(mesh))
 
 
 def density_contrast(disp: Array, conf: SimConfig, mesh: Mesh, halo: int) -> Array:
@@ -158,27 +124,51 @@ def force_mesh(delta: Array, conf: SimConfig, mesh: Mesh) -> Array:
     Returns:
         Acceleration mesh ``(n, n, n, 3)`` in Mpc/h, sharded along axis 0.
     """
-    delta_k = fft.rfftn(delta, mesh)
-    comps = [fft.irfftn(1j * kern * delta_k, mesh) for kern in gravity._force_kernels(conf)]
-    return jnp.stack(comps, axis=-1).astype(delta.dtype)
+    return gravity.force_mesh(delta, conf, **_ffts(mesh))
+
+
+def acceleration_and_mesh(
+    disp: Array, conf: SimConfig, mesh: Mesh, halo: int
+) -> tuple[Array, Array]:
+    """Sharded ``simulator.gravity.acceleration_and_mesh``.
+
+    Returns:
+        ``(acc, forces)``: acceleration ``(N, 3)`` in Mpc/h sharded by Lagrangian slab and
+        the force mesh ``(n, n, n, 3)`` sharded along axis 0.
+    """
+    forces = force_mesh(density_contrast(disp, conf, mesh, halo), conf, mesh)
+    pos = gravity.mesh_positions(disp, conf)
+    return cic.readout(forces, pos, mesh, halo, conf.chunk_size), forces
 
 
 def acceleration(disp: Array, conf: SimConfig, mesh: Mesh, halo: int) -> Array:
     """Sharded ``simulator.gravity.acceleration``: PM acceleration ``(N, 3)`` in Mpc/h."""
-    pos = gravity.mesh_positions(disp, conf)
-    counts = cic.paint(pos, conf.mesh, mesh, halo, chunk_size=conf.chunk_size)
-    forces = force_mesh(counts * (conf.mesh**3 / conf.num_particles) - 1.0, conf, mesh)
-    return cic.readout(forces, pos, mesh, halo, conf.chunk_size)
+    return acceleration_and_mesh(disp, conf, mesh, halo)[0]
 
 
-def _kdk(carry, fac: Array, accel: Callable[[Array], Array]):
-    """One kick-drift-kick step, as ``simulator.nbody._kdk`` with the force ``accel``."""
-    disp, vel, acc = carry
-    c1, k1, d, c2, k2 = fac
-    vel_h = c1 * vel + k1 * acc
-    disp = disp + d * vel_h
-    acc = accel(disp)
-    return disp, c2 * vel_h + k2 * acc, acc
+def acceleration_vjp(
+    disp: Array, forces: Array, acc_ct: Array, conf: SimConfig, mesh: Mesh, halo: int
+) -> Array:
+    """Sharded ``simulator.gravity.acceleration_vjp``: cotangent ``(N, 3)`` of ``disp``.
+
+    Reverse-mode autodiff of :func:`acceleration` at ``disp`` (one more force evaluation);
+    the force mesh ``forces`` of the forward evaluation is not needed.
+    """
+    del forces
+    _, vjp = jax.vjp(partial(acceleration, conf=conf, mesh=mesh, halo=halo), disp)
+    return vjp(acc_ct)[0]
+
+
+@lru_cache(maxsize=32)
+def sharded_forces(conf: SimConfig, mesh: Mesh, halo: int) -> Forces:
+    """The sharded force functions for ``simulator.nbody`` (one object per arguments, so
+    that it is the same static argument at every call)."""
+    bind = {"conf": conf, "mesh": mesh, "halo": halo}
+    return Forces(
+        partial(acceleration, **bind),
+        partial(acceleration_and_mesh, **bind),
+        partial(acceleration_vjp, **bind),
+    )
 
 
 def nbody(
@@ -186,25 +176,14 @@ def nbody(
 ) -> State:
     """Sharded FastPM integration from ``conf.a_start`` to ``conf.a_stop``.
 
-    Same time grid (``conf.time_grid()``) and factors (``simulator.nbody.step_factors``) as
-    ``simulator.nbody.nbody``; snapshots are step boundaries but only the final state is
-    returned.
+    ``simulator.nbody.nbody`` with the forces of ``sharded_forces``: same time grid, factors
+    and gradient method (``conf.gradient``); only the final state is returned.
 
     Returns:
         Final ``State`` with ``disp``/``vel`` sharded by slab.
     """
-    dtype = state.disp.dtype
-    grid = conf.time_grid()
-    factors = step_factors(
-        cosmo, table, jnp.asarray(grid[:-1], dtype), jnp.asarray(grid[1:], dtype), conf.step_spacing
-    ).astype(dtype)
-    accel = partial(acceleration, conf=conf, mesh=mesh, halo=halo)
-
-    def body(carry, fac):
-        return _kdk(carry, fac, accel), None
-
-    (disp, vel, _), _ = jax.lax.scan(body, (state.disp, state.vel, accel(state.disp)), factors)
-    return State(disp, vel, jnp.asarray(grid[-1], dtype))
+    forces = sharded_forces(conf, mesh, halo)
+    return single_nbody(state, cosmo, table, conf, forces=forces)[0]
 
 
 def forward(
