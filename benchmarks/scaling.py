@@ -52,15 +52,23 @@ def _pm_step(devices: int, n: int):
     from simulator.distributed import pm
     from simulator.distributed.cic import default_halo
     from simulator.distributed.mesh import device_mesh
+    from simulator.growth import growth_table
+    from simulator.nbody import kdk_step
 
     mesh = device_mesh(devices)
     conf = SimConfig(mesh=n, box=4.0 * n, steps=1)
     halo = default_halo(n, mesh)
-    state, _ = pm.simulate(Cosmology(), conf, mesh, halo=halo, pm=False)
-    fac = jnp.asarray([1.0, 0.1, 0.1, 1.0, 0.1], state.disp.dtype)
-    accel = jax.tree_util.Partial(pm.acceleration, conf=conf, mesh=mesh, halo=halo)
-    step = jax.jit(lambda carry: pm._kdk(carry, fac, accel))
-    carry = (state.disp, state.vel, jnp.zeros_like(state.disp))
+    cosmo = Cosmology()
+    table = growth_table(cosmo)
+    state, _ = pm.simulate(cosmo, conf, mesh, halo=halo, pm=False)
+    forces = pm.sharded_forces(conf, mesh, halo)
+
+    @jax.jit
+    def step(carry):
+        state, acc = carry
+        return kdk_step(state, acc, cosmo, table, conf, state.a + 0.05, forces=forces)
+
+    carry = (state, jnp.zeros_like(state.disp))
     return step, jax.block_until_ready(step(carry))
 
 

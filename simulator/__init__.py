@@ -4,6 +4,8 @@ Linear theory lives in ``cosmology`` (parameters, background), ``growth``
 (D1, D2, f1, f2) and ``linear_power`` (Eisenstein & Hu P(k)); the dynamics in
 ``ic``, ``lpt``, ``cic``, ``gravity`` and ``nbody``; measurements in ``measure``;
 the observation model in ``bias``, ``rsd``, ``selection``, ``noise`` and ``mock``.
+The modules ``lpt`` and ``nbody`` keep their names here: call ``simulator.lpt.lpt``
+and ``simulator.nbody.nbody``.
 """
 
 from simulator.cic import paint, readout
@@ -20,7 +22,6 @@ from simulator.growth import (
 )
 from simulator.ic import linear_field, linear_modes, white_noise
 from simulator.linear_power import TabulatedTransfer, linear_power, sigma_r, transfer_function
-from simulator.lpt import lpt
 from simulator.measure import (
     Spectrum,
     correlation_coefficient,
@@ -28,7 +29,7 @@ from simulator.measure import (
     field_transfer,
     power_spectrum,
 )
-from simulator.nbody import State, integrate, integrate_backward, kdk_step, nbody, step_factors
+from simulator.nbody import State, integrate, integrate_backward, kdk_step, step_factors
 from simulator.pipeline import SimResult, forward, simulate
 
 __all__ = [
@@ -49,8 +50,6 @@ __all__ = [
     "lattice",
     "linear_field",
     "linear_modes",
-    "lpt",
-    "nbody",
     "paint",
     "power_spectrum",
     "readout",
