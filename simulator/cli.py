@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simulator.cosmology import Cosmology
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,14 +31,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lpt-order", type=int, default=2, help="1 or 2 (default 2)")
     p.add_argument("--step-spacing", default="a", help="'a' or 'loga' (default 'a')")
     p.add_argument("--snapshots", default="", help="comma-separated scale factors, e.g. 0.5,1.0")
-    p.add_argument("--cosmology", default="planck18", help="preset name (default planck18)")
-    p.add_argument("--omega-m", type=float, default=None, help="override Omega_m")
-    p.add_argument("--sigma8", type=float, default=None, help="override sigma8")
+    add_cosmology_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     from simulator.distributed_cli import add_ensemble_arguments
 
     add_ensemble_arguments(p)
     p.set_defaults(func=run_simulate)
+
+
+def add_cosmology_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--cosmology``, ``--omega-m`` and ``--sigma8`` (shared by the simulator commands)."""
+    parser.add_argument("--cosmology", default="planck18", help="preset name (default planck18)")
+    parser.add_argument("--omega-m", type=float, default=None, help="override Omega_m")
+    parser.add_argument("--sigma8", type=float, default=None, help="override sigma8")
+
+
+def cosmology_from_args(args: argparse.Namespace) -> Cosmology:
+    """The validated ``Cosmology`` of the preset and overrides given on the command line."""
+    from simulator.cosmology import Cosmology
+
+    overrides = {"Omega_m": args.omega_m, "sigma8": args.sigma8}
+    cosmo = Cosmology.from_name(
+        args.cosmology, **{k: v for k, v in overrides.items() if v is not None}
+    )
+    return cosmo.validate()
 
 
 def _snapshots(text: str) -> tuple[float, ...]:
@@ -49,13 +69,8 @@ def _snapshots(text: str) -> tuple[float, ...]:
 def run_simulate(args: argparse.Namespace) -> int:
     """Validate the options, run the simulation and write the run directory."""
     from simulator.config import SimConfig
-    from simulator.cosmology import Cosmology
 
-    overrides = {"Omega_m": args.omega_m, "sigma8": args.sigma8}
-    cosmo = Cosmology.from_name(
-        args.cosmology, **{k: v for k, v in overrides.items() if v is not None}
-    )
-    cosmo.validate()
+    cosmo = cosmology_from_args(args)
     conf = SimConfig(
         mesh=args.mesh,
         box=args.box,

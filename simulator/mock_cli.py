@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from simulator.cli import add_cosmology_arguments, cosmology_from_args
+
 AXES = {"x": 0, "y": 1, "z": 2}
 
 
@@ -60,9 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--ptcl-grid", type=int, default=None, help="particles per side (divides --mesh)"
     )
     p.add_argument("--lpt-order", type=int, default=2, help="LPT order of the PM start (1, 2)")
-    p.add_argument("--cosmology", default="planck18", help="named cosmology preset")
-    p.add_argument("--omega-m", type=float, default=None, help="override Omega_m")
-    p.add_argument("--sigma8", type=float, default=None, help="override sigma8")
+    add_cosmology_arguments(p)
     p.add_argument(
         "--bias",
         default="neyrinck",
@@ -99,7 +99,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     """Validated configuration objects from the arguments (nothing compiled yet)."""
     from simulator.config import SimConfig
-    from simulator.cosmology import Cosmology
     from simulator.mock import Observation
     from simulator.rsd import RSDConfig
     from simulator.selection import load_selection, survey_selection
@@ -113,11 +112,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         steps=args.steps,
         lpt_order={"lpt1": 1, "lpt2": 2}.get(args.model, args.lpt_order),
     )
-    overrides = {"Omega_m": args.omega_m, "sigma8": args.sigma8}
-    cosmo = Cosmology.from_name(
-        args.cosmology, **{k: v for k, v in overrides.items() if v is not None}
-    )
-    cosmo.validate()
+    cosmo = cosmology_from_args(args)
     noise_params = _key_values(args.noise_param, "--noise-param")
     if args.noise == "gaussian" and args.nbar > 0:
         noise_params.setdefault("sigma", args.nbar**0.5)
