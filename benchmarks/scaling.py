@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -118,10 +117,12 @@ def _pm(args: argparse.Namespace) -> dict:
 
 
 def _ensemble(ranks: int, args: argparse.Namespace) -> float:
+    from simulator.distributed.multihost import find_mpiexec
+
     best = float("inf")
     for _ in range(args.ensemble_repeats):
         with tempfile.TemporaryDirectory() as out:
-            cmd = [shutil.which("mpiexec") or "mpiexec", "-n", str(ranks), sys.executable, __file__]
+            cmd = [find_mpiexec(), "-n", str(ranks), sys.executable, __file__]
             cmd += ["--worker", "ensemble", "--members", str(args.members)]
             cmd += ["--mesh", str(args.ensemble_mesh), "--steps", str(args.steps), "--out", out]
             result = _last_json(cmd, _env(1))

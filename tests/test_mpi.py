@@ -7,7 +7,6 @@ on the merged ``ensemble.h5``.
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
+from simulator.distributed.multihost import find_mpiexec
 from simulator.distributed_cli import add_ensemble_arguments, run_ensemble_command
 from simulator.ensemble import rank_members, run_ensemble
 
@@ -28,9 +28,7 @@ pytestmark = pytest.mark.mpi
 @pytest.fixture(scope="module")
 def mpi_run(tmp_path_factory) -> tuple[dict, Path]:
     out_dir = tmp_path_factory.mktemp("ensemble")
-    mpiexec = shutil.which("mpiexec")
-    assert mpiexec, "mpiexec (pip mpich) is not on PATH"
-    cmd = [mpiexec, "-n", "2", sys.executable, str(SCRIPT), str(out_dir)]
+    cmd = [find_mpiexec(), "-n", "2", sys.executable, str(SCRIPT), str(out_dir)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))

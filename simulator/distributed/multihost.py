@@ -10,10 +10,27 @@ through JAX's CPU collectives (gloo), so the same code is tested on one machine.
 
 from __future__ import annotations
 
+import shutil
 import socket
+import sysconfig
 from collections.abc import Sequence
+from pathlib import Path
 
 import jax
+
+
+def find_mpiexec() -> str:
+    """Path of ``mpiexec``: the one the pip ``mpich`` wheel installed beside this Python
+    (found even where a version manager's shims were not refreshed), else the one on PATH.
+
+    Raises:
+        FileNotFoundError: when neither exists (``pip install mpich`` provides it).
+    """
+    beside = Path(sysconfig.get_path("scripts")) / "mpiexec"
+    found = str(beside) if beside.exists() else shutil.which("mpiexec")
+    if not found:
+        raise FileNotFoundError("mpiexec not found: install the MPI wheel with `pip install mpich`")
+    return found
 
 
 def _free_port(host: str) -> int:
