@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from simulator.config import SimConfig
     from simulator.cosmology import Cosmology
 
 
@@ -57,6 +58,23 @@ def cosmology_from_args(args: argparse.Namespace) -> Cosmology:
     return cosmo.validate()
 
 
+def sim_config_from_args(args: argparse.Namespace, **fields: Any) -> SimConfig:
+    """The validated ``SimConfig`` of the mesh, box, particle and time-stepping options;
+    ``fields`` set or override further ``SimConfig`` fields."""
+    from simulator.config import SimConfig
+
+    options = dict(
+        mesh=args.mesh,
+        box=args.box,
+        ptcl_grid=args.ptcl_grid,
+        a_start=args.a_start,
+        a_stop=args.a_stop,
+        steps=args.steps,
+        lpt_order=args.lpt_order,
+    )
+    return SimConfig(**{**options, **fields})
+
+
 def _snapshots(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(x) for x in text.split(",") if x.strip())
@@ -68,19 +86,9 @@ def _snapshots(text: str) -> tuple[float, ...]:
 
 def run_simulate(args: argparse.Namespace) -> int:
     """Validate the options, run the simulation and write the run directory."""
-    from simulator.config import SimConfig
-
     cosmo = cosmology_from_args(args)
-    conf = SimConfig(
-        mesh=args.mesh,
-        box=args.box,
-        ptcl_grid=args.ptcl_grid,
-        a_start=args.a_start,
-        a_stop=args.a_stop,
-        steps=args.steps,
-        step_spacing=args.step_spacing,
-        lpt_order=args.lpt_order,
-        snapshots=_snapshots(args.snapshots),
+    conf = sim_config_from_args(
+        args, step_spacing=args.step_spacing, snapshots=_snapshots(args.snapshots)
     )
     if args.seed < 0:
         raise ValueError(f"seed={args.seed} is invalid: must be a non-negative integer")

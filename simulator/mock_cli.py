@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from simulator.cli import add_cosmology_arguments, cosmology_from_args
+from simulator.cli import add_cosmology_arguments, cosmology_from_args, sim_config_from_args
 
 AXES = {"x": 0, "y": 1, "z": 2}
 
@@ -98,19 +98,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     """Validated configuration objects from the arguments (nothing compiled yet)."""
-    from simulator.config import SimConfig
     from simulator.mock import Observation
     from simulator.rsd import RSDConfig
     from simulator.selection import load_selection, survey_selection
 
-    conf = SimConfig(
-        mesh=args.mesh,
-        box=args.box,
-        ptcl_grid=args.ptcl_grid,
-        a_start=args.a_start,
-        a_stop=args.a_stop,
-        steps=args.steps,
-        lpt_order={"lpt1": 1, "lpt2": 2}.get(args.model, args.lpt_order),
+    conf = sim_config_from_args(
+        args, lpt_order={"lpt1": 1, "lpt2": 2}.get(args.model, args.lpt_order)
     )
     cosmo = cosmology_from_args(args)
     noise_params = _key_values(args.noise_param, "--noise-param")
