@@ -2,8 +2,9 @@
 
 Each package's ``cli`` module exposes ``register(subparsers)``, which adds its
 sub-commands and sets ``func`` (called with the parsed namespace, returning an
-exit code). Those modules import nothing heavy at module level, so ``cosmolaw
---help`` is instant and JAX starts only for the command that needs it.
+exit code). Only the module of the command being run is imported (importing a
+package starts JAX), so ``cosmolaw --help`` lists the commands from ``COMMANDS``
+without importing any of them.
 
 Bad input raises ``ValueError`` (naming the parameter, its value and what is
 allowed); the dispatcher prints that one line and exits with status 2.
@@ -17,19 +18,22 @@ import sys
 
 from cosmolaw import __version__
 
-#: Modules whose ``register(subparsers)`` add sub-commands, in help order.
-COMMAND_MODULES = (
-    "simulator.cli",
-    "simulator.mock_cli",
-    "inference.cli",
-    "discovery.cli",
-    "discovery.compress.cli",
-    "experiments.cli",
-)
+#: Every sub-command: the module whose ``register(subparsers)`` defines it, and the
+#: one-line summary ``cosmolaw --help`` shows, in help order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("simulator.cli", "run a particle-mesh simulation and write DIR/sim.h5"),
+    "mock": ("simulator.mock_cli", "draw a mock galaxy survey (counts on the mesh)"),
+    "infer": ("inference.cli", "sample initial conditions, bias (and cosmology)"),
+    "discover": ("discovery.cli", "find closed-form laws in a table"),
+    "compress": ("discovery.compress.cli", "train a neural or MOPED compressor"),
+    "list": ("experiments.cli", "list the registered experiments"),
+    "run": ("experiments.cli", "run an experiment and write its report"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every package's sub-commands."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: ``command``'s module registers its full sub-parser(s); the
+    other commands are listed with their summary only, their modules left unimported."""
     parser = argparse.ArgumentParser(
         prog="cosmolaw",
         description="Differentiable particle-mesh simulation, field-level inference "
@@ -37,14 +41,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cosmolaw {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    wanted = {COMMANDS[command][0]} if command in COMMANDS else set()
+    registered: set[str] = set()
+    for name, (module, summary) in COMMANDS.items():
+        if module in wanted:
+            if module not in registered:
+                importlib.import_module(module).register(subparsers)
+                registered.add(module)
+        else:
+            subparsers.add_parser(name, help=summary)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cosmolaw`` console script."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -14,38 +14,63 @@ from simulator.linear_power import TabulatedTransfer, linear_power, sigma_r
 REDSHIFTS = (0.0, 0.5, 1.0, 3.0, 9.0)
 
 
-@pytest.fixture(scope="module")
-def camb_run():
-    """CAMB linear P(k, z) for Planck18 with massless neutrinos (as our background assumes)."""
+def _camb_linear(cosmo: Cosmology, redshifts=(0.0,)) -> dict:
+    """CAMB linear P(k, z) [(Mpc/h)^3] for ``cosmo`` with massless neutrinos (as our
+    background assumes), at A_s = 2.1e-9; also CAMB's sigma8."""
     camb = pytest.importorskip("camb")
-    c = Cosmology.planck18()
     pars = camb.set_params(
-        H0=100 * c.h,
-        ombh2=c.Omega_b * c.h**2,
-        omch2=(c.Omega_m - c.Omega_b) * c.h**2,
+        H0=100 * cosmo.h,
+        ombh2=cosmo.Omega_b * cosmo.h**2,
+        omch2=(cosmo.Omega_m - cosmo.Omega_b) * cosmo.h**2,
         mnu=0.0,
         num_massive_neutrinos=0,
-        ns=c.n_s,
+        ns=cosmo.n_s,
         As=2.1e-9,
-        TCMB=c.T_cmb,
+        TCMB=cosmo.T_cmb,
     )
-    pars.set_matter_power(redshifts=list(REDSHIFTS), kmax=20.0)
+    pars.set_matter_power(redshifts=list(redshifts), kmax=20.0)
     pars.NonLinear = camb.model.NonLinear_none
     results = camb.get_results(pars)
     kh, z, pk = results.get_matter_power_spectrum(minkh=1e-3, maxkh=5.0, npoints=400)
     pk_by_z = {float(zz): p for zz, p in zip(z, pk, strict=True)}
     sigma8 = float(results.get_sigma8_0())
-    return dict(k=kh, pk=pk_by_z, sigma8=sigma8, cosmo=Cosmology.planck18(sigma8=sigma8))
+    return dict(k=kh, pk=pk_by_z, sigma8=sigma8)
 
 
-def test_eh_wiggle_power_matches_camb(camb_run):
+@pytest.fixture(scope="module")
+def camb_run():
+    """CAMB for Planck18, and our Planck18 normalised to CAMB's sigma8."""
+    run = _camb_linear(Cosmology.planck18(), REDSHIFTS)
+    return dict(run, cosmo=Cosmology.planck18(sigma8=run["sigma8"]))
+
+
+def test_default_power_matches_camb(camb_run):
     k, pk = camb_run["k"], camb_run["pk"][0.0]
     ratio = np.asarray(linear_power(k, camb_run["cosmo"])) / pk
     band = (k > 0.01) & (k < 1.0)
-    # EH98's intrinsic accuracy for Planck18: the broadband within 3%; its BAO amplitude at the
-    # first trough (k ~ 0.09 h/Mpc) is 3.8% off CAMB, a known limit of the fitting formula.
+    assert np.max(np.abs(ratio[band] - 1)) < 0.01
+
+
+def test_default_power_matches_camb_off_the_table_grid():
+    """A cosmology between the correction table's nodes and at another h: the
+    correction's physical-density interpolation carries over."""
+    cosmo = Cosmology(Omega_m=0.33, Omega_b=0.052, h=0.72, n_s=0.95, sigma8=0.8)
+    run = _camb_linear(cosmo)
+    cosmo = dataclasses.replace(cosmo, sigma8=run["sigma8"])
+    k, pk = run["k"], run["pk"][0.0]
+    ratio = np.asarray(linear_power(k, cosmo)) / pk
+    band = (k > 0.01) & (k < 1.0)
+    assert np.max(np.abs(ratio[band] - 1)) < 0.01
+
+
+def test_eh98_wiggle_is_within_its_published_accuracy(camb_run):
+    k, pk = camb_run["k"], camb_run["pk"][0.0]
+    ratio = np.asarray(linear_power(k, camb_run["cosmo"], transfer="eh")) / pk
+    band = (k > 0.01) & (k < 1.0)
+    # EH98 as published: the broadband within 3%; its BAO amplitude at the first trough
+    # (k ~ 0.09 h/Mpc) is 3.8% off CAMB for Planck18, the fit's own limit, which the
+    # default "eh_camb" correction removes.
     assert np.max(np.abs(ratio[band] - 1)) < 0.04
-    assert np.mean(np.abs(ratio[band] - 1)) < 0.015
     outside_bao = band & ((k < 0.07) | (k > 0.3))
     assert np.max(np.abs(ratio[outside_bao] - 1)) < 0.03
 
@@ -78,7 +103,7 @@ def test_sigma8_normalisation_and_As(camb_run):
     cosmo = camb_run["cosmo"]
     np.testing.assert_allclose(float(sigma_r(8.0, cosmo)), camb_run["sigma8"], rtol=1e-4)
     by_as = Cosmology.planck18(sigma8=None, A_s=2.1e-9)
-    np.testing.assert_allclose(float(sigma_r(8.0, by_as)), camb_run["sigma8"], rtol=0.02)
+    np.testing.assert_allclose(float(sigma_r(8.0, by_as)), camb_run["sigma8"], rtol=5e-3)
 
 
 def test_growth_factor_matches_camb(camb_run):
