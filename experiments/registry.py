@@ -26,7 +26,11 @@ from types import ModuleType
 from typing import Any
 
 #: Modules holding one experiment each, in listing order.
-EXPERIMENT_MODULES = ("experiments.growth_index", "experiments.velocity_density")
+EXPERIMENT_MODULES = (
+    "experiments.growth_index",
+    "experiments.velocity_density",
+    "experiments.bias_law",
+)
 
 
 @dataclass(frozen=True)
