@@ -30,6 +30,8 @@ EXPERIMENT_MODULES = (
     "experiments.growth_index",
     "experiments.velocity_density",
     "experiments.bias_law",
+    "experiments.pk_boost",
+    "experiments.compressed_summary",
 )
 
 
