@@ -29,6 +29,8 @@ from typing import Any
 EXPERIMENT_MODULES = (
     "experiments.growth_index",
     "experiments.velocity_density",
+    "experiments.field_level_bias",
+    "experiments.quickstart",
     "experiments.bias_law",
     "experiments.pk_boost",
     "experiments.compressed_summary",

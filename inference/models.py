@@ -13,6 +13,7 @@ from jax import Array
 
 from inference.fields import fourier_filter
 from inference.posterior import FieldPosterior
+from simulator.bias import BiasLaw
 
 
 def linear_gaussian_posterior(data: Array, transfer: Array, box: float, noise_std: float):
@@ -71,6 +72,7 @@ def counts_posterior(
     bias_priors: dict[str, tuple[float, float]] | None = None,
     cosmo_priors: dict[str, tuple[float, float]] | None = None,
     noise_priors: dict[str, tuple[float, float]] | None = None,
+    bias_law: BiasLaw | None = None,
 ) -> FieldPosterior:
     """Posterior of white noise and parameters given galaxy counts on the mesh.
 
@@ -90,6 +92,9 @@ def counts_posterior(
         bias_priors, cosmo_priors, noise_priors: ``{name: (mean, std)}`` of the sampled
             parameters; ``None`` samples every bias parameter with :func:`default_priors`
             around the law's defaults, and no cosmological or noise parameter.
+        bias_law: optional ``simulator.bias.BiasLaw`` used instead of ``obs``'s law (e.g. a
+            discovered law from :func:`inference.symbolic_bias.symbolic_bias_law`); its
+            ``params_type`` defaults are the values of the parameters not sampled.
     """
     import dataclasses
 
@@ -105,6 +110,13 @@ def counts_posterior(
     validate_counts(counts, selection, conf.mesh)
     law, noise_model = obs.law, obs.noise_model()
     fixed_bias = dict(obs.bias_params)
+    if bias_law is not None:
+        if bias_law.params_type is None:
+            raise ValueError(
+                f"bias_law={bias_law.name!r} has no params_type: a law passed to the posterior "
+                "needs a parameter dataclass with defaults (see inference.symbolic_bias)"
+            )
+        law, fixed_bias = bias_law, dataclasses.asdict(bias_law.params_type())
     if bias_priors is None:
         defaults = dataclasses.asdict(law.params_type()) if law.params_type else fixed_bias
         bias_priors = default_priors(defaults, list(fixed_bias))

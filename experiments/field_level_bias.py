@@ -1,0 +1,659 @@
+"""Experiment ``field-level-bias``: a bias law discovered from posterior fields, and back.
+
+1. Mock (``simulator.mock.make_mock``): white noise -> linear field -> LPT to ``a_stop`` ->
+   CIC density ``delta`` -> galaxy counts, Poisson with mean ``nbar_cell F(1 + delta)``,
+   ``F`` a hand-written law (by default Neyrinck et al. 2014, the power law with an
+   exponential cut-off at low density that BORG uses).
+2. Inference (``inference.driver.run_chains``): the posterior of the white noise and of the
+   hand-written law's parameters given the counts, through the same forward model.
+3. Discovery: each stored posterior sample of the final density is paired with the data;
+   the counts divided by ``nbar_cell`` are averaged in quantile bins of ``x = 1 + delta``
+   (bins shared by all samples), on the cells of one parity ``(i + j + k) % 2 = 0``. The law
+   is searched as ``sqrt(F(x))`` (Poisson errors made uniform, see :func:`discover_law`) on
+   the mean over samples of these binned curves, with the scatter between samples in the
+   noise level; its constants are then refitted to every sample's curve, so their
+   uncertainties hold the posterior scatter of the field (added in quadrature to the fit's
+   own). The other parity is held out.
+4. Closing the loop: the discovered law becomes the bias model
+   (``inference.symbolic_bias.symbolic_bias_law``; its constants fixed at their fitted
+   values, or sampled with priors around them with ``sample_constants``), the inference is
+   run again, and the posterior predictive fit of each law is measured by the Poisson
+   deviance of the counts per cell over the posterior samples (the hand-written law's
+   parameters are sampled: the comparison favours it).
+
+Why the pairs recover ``F``: a posterior sample and the data it was drawn from are jointly
+distributed as the truth and the data (averaged over data sets), so the mean count in a bin
+of a sample's density is ``nbar_cell F`` of that density, up to cosmic variance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NAME = "field-level-bias"
+QUESTION = (
+    "Which bias law F, <N_gal> = nbar F(1 + delta), links the galaxy counts of a survey to "
+    "the matter density inferred at the field level, with the posterior scatter of the "
+    "field propagated into the law's constants; and does the discovered law, put back as "
+    "the bias model, fit the counts as well as the hand-written law (Neyrinck et al. 2014)?"
+)
+QUICK: dict[str, Any] = {
+    "mesh": 16,
+    "box": 128.0,
+    "a_stop": 1.0,
+    "model": "lpt1",
+    "bias": "neyrinck",
+    "bias_params": {"beta": 1.5, "rho_g": 0.4, "epsilon": 1.5},
+    "nbar_cell": 5.0,
+    "mock_seed": 0,
+    "sampler": "mclmc",
+    "samples": 500,
+    "warmup": 150,
+    "chains": 2,
+    "thin": 5,
+    "burn_fraction": 0.2,
+    "inference_seed": 0,
+    "n_bins": 32,
+    "range_quantiles": [0.02, 0.98],
+    "operators": "add,sub,mul,div,pow,exp",
+    "max_complexity": 15,
+    "budget_s": 15.0,
+    "criterion": "best",
+    "backend": "auto",
+    "search_seed": 0,
+    "close_loop": True,
+    "sample_constants": False,
+    "curve_tolerance": 0.05,
+    "fit_tolerance_spread": 2.0,
+}
+FULL: dict[str, Any] = {
+    **QUICK,
+    "mesh": 64,
+    "box": 256.0,
+    "model": "lpt2",
+    "samples": 2000,
+    "warmup": 500,
+    "chains": 4,
+    "thin": 20,
+    "n_bins": 64,
+    "operators": "add,sub,mul,div,pow,exp,log,sqrt",
+    "max_complexity": 15,
+    "budget_s": 300.0,
+    "backend": "auto",
+    "curve_tolerance": 0.03,
+}
+#: Hand-written laws a mock may be drawn from (their sympy forms: ``true_expression``).
+TRUE_LAWS = ("neyrinck", "power_law", "broken_power_law")
+LATEX_NAMES = {"x": r"\rho_m/\bar\rho_m", "F": r"\langle N_g\rangle/\bar n"}
+
+
+@dataclass(frozen=True)
+class PosteriorSamples:
+    """Stored posterior samples of one chain file, burn-in removed.
+
+    Attributes:
+        delta: final (observed) matter density contrast per sample, ``(S, m, m, m)``.
+        bias: sampled bias parameters, ``{name: (S,)}`` (empty when none is sampled).
+    """
+
+    delta: np.ndarray
+    bias: dict[str, np.ndarray]
+
+
+def read_posterior(path: str | Path, burn_fraction: float) -> PosteriorSamples:
+    """The stored samples of ``chain.h5`` after the first ``burn_fraction`` of the steps.
+
+    Each stored field is paired with the bias parameters of the same step.
+    """
+    from inference.chain_file import read_arrays
+
+    arrays, attrs = read_arrays(path)
+    steps = np.asarray(arrays["fields/step"])
+    keep = np.flatnonzero(steps > burn_fraction * int(attrs["config"]["num_samples"]))
+    fields = np.asarray(arrays["fields/delta"])[:, keep]
+    scalars = np.asarray(arrays["samples/scalars"])[:, steps[keep] - 1]
+    bias = {
+        name.split("/", 1)[1]: scalars[..., i].reshape(-1)
+        for i, name in enumerate(attrs["scalar_names"])
+        if name.startswith("bias/")
+    }
+    return PosteriorSamples(fields.reshape(-1, *fields.shape[2:]), bias)
+
+
+def parity_mask(mesh: int) -> np.ndarray:
+    """Boolean ``(mesh,)*3`` mask of the cells with ``(i + j + k)`` even (the training cells)."""
+    i = np.indices((mesh,) * 3).sum(axis=0)
+    return i % 2 == 0
+
+
+def binned_curves(
+    x: np.ndarray, counts: np.ndarray, edges: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-sample bin means of ``x`` and of ``counts``, with the standard error of the latter.
+
+    Args:
+        x: densities ``1 + delta`` of the samples, ``(S, n)`` (n cells).
+        counts: data on the same ``n`` cells, ``(n,)`` (or ``(S, n)``).
+        edges: ``B + 1`` increasing bin edges; values outside go to the end bins.
+
+    Returns:
+        ``(x_mean, y_mean, y_err)``, each ``(S, B)``; empty bins give NaN.
+    """
+    x = np.atleast_2d(x)
+    counts = np.broadcast_to(counts, x.shape)
+    n_samples, n_bins = x.shape[0], len(edges) - 1
+    idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, n_bins - 1)
+    flat = (idx + n_bins * np.arange(n_samples)[:, None]).ravel()
+    size = n_samples * n_bins
+
+    def total(w):
+        return np.bincount(flat, np.ravel(w), size).reshape(n_samples, n_bins)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = total(np.ones_like(x))
+        x_mean = total(x) / n
+        y_mean = total(counts) / n
+        var = total(counts**2) / n - y_mean**2
+        err = np.sqrt(np.maximum(var, 0.0) / np.maximum(n - 1, 1))
+    return x_mean, y_mean, err
+
+
+def pooled_curve(
+    x_mean: np.ndarray, y_mean: np.ndarray, y_err: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over samples of binned curves ``(S, B)``; the error adds the scatter between
+    samples to the mean within-sample standard error in quadrature. Returns three ``(B,)``."""
+    scatter = np.nanvar(y_mean, axis=0)
+    within = np.nanmean(y_err**2, axis=0)
+    return np.nanmean(x_mean, axis=0), np.nanmean(y_mean, axis=0), np.sqrt(scatter + within)
+
+
+def poisson_deviance(counts: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Poisson deviance per cell, ``2 mean[N ln(N / lam) - (N - lam)]`` over the last three
+    axes: counts ``(m, m, m)``, expected counts ``lam`` ``(..., m, m, m)``; returns ``(...)``."""
+    from scipy.special import xlogy
+
+    per_cell = 2.0 * (xlogy(counts, counts) - xlogy(counts, lam) - (counts - lam))
+    return per_cell.mean(axis=(-3, -2, -1))
+
+
+def predictive_deviance(
+    counts: np.ndarray, posterior: PosteriorSamples, law, nbar: float
+) -> np.ndarray:
+    """Posterior predictive Poisson deviance per cell of each sample, ``(S,)``.
+
+    Each sample's expected counts are ``nbar F(delta)`` with its own bias parameters (the
+    law's defaults for those not sampled).
+    """
+    import dataclasses
+
+    import jax
+    import jax.numpy as jnp
+
+    from simulator.mock import expected_counts
+
+    n = posterior.delta.shape[0]
+    defaults = dataclasses.asdict(law.params_type())
+    values = {k: np.full(n, v, np.float32) for k, v in defaults.items()}
+    values.update({k: np.asarray(v, np.float32) for k, v in posterior.bias.items()})
+
+    @jax.jit
+    def lam(delta, vals):
+        return expected_counts(delta, law, law.params_type(**vals), nbar)
+
+    lams = np.stack(
+        [
+            np.asarray(lam(jnp.asarray(d), {k: v[i] for k, v in values.items()}), float)
+            for i, d in enumerate(posterior.delta)
+        ]
+    )
+    return poisson_deviance(np.asarray(counts, float), lams)
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """The discovered law ``F = g(x)^2`` and its constants with propagated uncertainties.
+
+    Attributes:
+        expression: ``F`` with the constants fitted to the pooled curve (sympy, in ``x``).
+        template: ``F`` with the constants as symbols ``names``.
+        names: the constants' symbol names; values: their pooled fits, ``(P,)``.
+        per_sample: the constants refitted to each sample's curve, ``(S, P)``.
+        sigma: total one-sigma uncertainty of each constant, ``(P,)``.
+        search: the ``experiments.search.Search`` of ``g = sqrt(F)``.
+    """
+
+    expression: Any
+    template: Any
+    names: list[str]
+    values: np.ndarray
+    per_sample: np.ndarray
+    sigma: np.ndarray
+    search: Any
+
+
+def discover_law(
+    x_mean: np.ndarray, y_mean: np.ndarray, y_err: np.ndarray, config: dict[str, Any]
+) -> Discovery:
+    """Search ``F(x)`` on the pooled binned curves ``(S, B)`` and propagate the sample scatter.
+
+    The search is on ``g = sqrt(F)``, whose binned means have nearly uniform errors for
+    Poisson counts in equal-occupancy bins (so least squares on ``g`` approximates the
+    Poisson likelihood, and low-density bins weigh as much as high-density ones); the noise
+    level given to the search is the median error of ``g``. The law is ``F = g^2`` (positive by
+    construction). The constants' uncertainty is the scatter of the per-sample refits added
+    in quadrature to the median uncertainty of one refit.
+    """
+    import sympy as sp
+
+    from experiments.refit import refit
+    from experiments.search import search
+
+    X, y, err = pooled_curve(x_mean, y_mean, y_err)
+    ok = np.isfinite(X) & np.isfinite(y) & (y > 0)
+    g, g_err = np.sqrt(y[ok]), err[ok] / (2.0 * np.sqrt(y[ok]))
+    found = search(
+        X[ok, None],
+        g,
+        ["x"],
+        target="sqrt_F",
+        noise=float(np.median(g_err)),
+        seed=int(config["search_seed"]),
+        **{
+            k: config[k]
+            for k in ("operators", "max_complexity", "budget_s", "criterion", "backend")
+        },
+    )
+    x = sp.Symbol("x")
+    with np.errstate(all="ignore"):  # trial constants may leave a power's domain
+        pooled = refit(exp_of_constant_bases(found.expression), [x], X[ok, None], g, False)
+        per_sample = []
+        for xs, ys in zip(x_mean, y_mean, strict=True):
+            good = np.isfinite(xs) & np.isfinite(ys)
+            gs = np.sqrt(np.maximum(ys[good], 0.0))
+            per_sample.append(refit(pooled.expression, [x], xs[good, None], gs, relative=False))
+    values = np.array([r.values for r in per_sample]).reshape(len(per_sample), -1)
+    fit_sigmas = np.array([r.sigmas for r in per_sample]).reshape(len(per_sample), -1)
+    sigma = np.sqrt(np.var(values, axis=0) + np.median(fit_sigmas, axis=0) ** 2)
+    return Discovery(
+        expression=pooled.expression**2,
+        template=pooled.template**2,
+        names=[str(n) for n in pooled.names],
+        values=pooled.values,
+        per_sample=values,
+        sigma=sigma,
+        search=found,
+    )
+
+
+def exp_of_constant_bases(expr):
+    """``expr`` with every power of a positive number ``b**e`` (``e`` not a number) written as
+    ``exp(log(b) e)``: the same function, whose constant is then fitted on a log scale."""
+    import sympy as sp
+
+    return expr.replace(
+        lambda a: a.is_Pow and a.base.is_Number and a.base > 0 and not a.exp.is_Number,
+        lambda a: sp.exp(sp.Float(float(sp.log(a.base)), 15) * a.exp),
+    )
+
+
+def curve_deviation(law: np.ndarray, truth: np.ndarray, mean: float) -> float:
+    """``max |law - truth| / max(truth, mean)``: the relative error of a bias law where it is
+    above the mean galaxy density ``mean``, the error in units of that mean below it."""
+    return float(np.max(np.abs(law - truth) / np.maximum(truth, mean)))
+
+
+@dataclass(frozen=True)
+class MockData:
+    """The simulated survey: ``SimConfig``, ``Cosmology``, ``Observation``, the ``Mock`` and
+    its true fields (``simulator.mock.make_mock``)."""
+
+    conf: Any
+    cosmo: Any
+    obs: Any
+    mock: Any
+    truth: dict[str, np.ndarray]
+
+
+def simulate_mock(config: dict[str, Any]) -> MockData:
+    """Draw the mock of ``config`` (mesh, box, a_stop, model, bias, bias_params, nbar_cell,
+    mock_seed) with Poisson counts."""
+    from simulator.config import SimConfig
+    from simulator.cosmology import Cosmology
+    from simulator.mock import Observation, make_mock
+
+    model = config["model"]
+    conf = SimConfig(
+        mesh=int(config["mesh"]),
+        box=float(config["box"]),
+        a_stop=float(config["a_stop"]),
+        lpt_order=2 if model == "lpt2" else 1,
+    )
+    cosmo = Cosmology.planck18()
+    obs = Observation(
+        bias=config["bias"],
+        bias_params=dict(config["bias_params"]),
+        nbar_cell=float(config["nbar_cell"]),
+        noise="poisson",
+    )
+    mock, truth = make_mock(int(config["mock_seed"]), cosmo, conf, model, obs)
+    return MockData(conf, cosmo, obs, mock, truth)
+
+
+def _run_config(config: dict[str, Any]):
+    from inference.driver import RunConfig
+
+    return RunConfig(
+        sampler=config["sampler"],
+        num_samples=int(config["samples"]),
+        num_warmup=int(config["warmup"]),
+        num_chains=int(config["chains"]),
+        thin=int(config["thin"]),
+        checkpoint_every=int(config["thin"]) * 10,
+        seed=int(config["inference_seed"]),
+    )
+
+
+def _infer(
+    posterior, config: dict[str, Any], out: Path, truth: dict[str, np.ndarray], model: dict
+) -> Path:
+    """Sample ``posterior`` into ``out-<digest>/chain.h5``, ``digest`` a hash of the posterior's
+    description ``model`` (JSON-able): a run of the same posterior resumes its chains (after an
+    interruption, or to redo only the analysis), another posterior gets its own directory."""
+    from inference.driver import run_chains
+
+    described = json.loads(json.dumps({"name": posterior.name, **model}))
+    digest = hashlib.sha1(json.dumps(described, sort_keys=True).encode()).hexdigest()[:10]
+    fields = {"s": truth["white_noise"], "delta_L": truth["delta_linear"]}
+    fields["delta"] = truth["delta_observed"]
+    return run_chains(
+        posterior,
+        _run_config(config),
+        out.with_name(f"{out.name}-{digest}"),
+        truth=fields,
+        posterior_attrs=described,
+    )
+
+
+def _validate(config: dict[str, Any]) -> None:
+    from inference.models import FORWARD_MODELS
+
+    if config["model"] not in FORWARD_MODELS or config["model"] == "pm":
+        raise ValueError(f"model={config['model']!r} is not allowed: use 'lpt1' or 'lpt2'")
+    if config["bias"] not in TRUE_LAWS:
+        raise ValueError(f"bias={config['bias']!r} is not allowed: use one of {sorted(TRUE_LAWS)}")
+    if not 0 <= float(config["burn_fraction"]) < 1:
+        raise ValueError(f"burn_fraction={config['burn_fraction']!r} must be in [0, 1)")
+    lo, hi = config["range_quantiles"]
+    if not 0 <= lo < hi <= 1:
+        raise ValueError(f"range_quantiles={[lo, hi]!r} must satisfy 0 <= lo < hi <= 1")
+    if int(config["n_bins"]) < 6:
+        raise ValueError(f"n_bins={config['n_bins']!r} must be an integer >= 6")
+    _run_config(config)
+
+
+def close_the_loop(
+    found: Discovery, data: MockData, hand: PosteriorSamples, config: dict[str, Any], out_dir: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rerun the inference with the discovered law as the bias model.
+
+    Returns the posterior predictive Poisson deviance per cell of each sample, ``(S,)``, of
+    the hand-written law's posterior ``hand`` and of the discovered law's posterior.
+    """
+    from inference.models import counts_posterior
+    from inference.symbolic_bias import symbolic_bias_law
+
+    values = dict(zip(found.names, found.values.tolist(), strict=True))
+    law = symbolic_bias_law(found.template, "x", values, name="discovered")
+    priors = {
+        n: (float(v), float(max(3.0 * s, 0.1 * abs(v), 0.01)))
+        for n, v, s in zip(found.names, found.values, found.sigma, strict=True)
+        if config["sample_constants"]
+    }
+    mock, obs = data.mock, data.obs
+    posterior = counts_posterior(
+        mock.counts,
+        mock.selection,
+        data.conf,
+        data.cosmo,
+        obs,
+        config["model"],
+        bias_priors=priors,
+        bias_law=law,
+    )
+    model = {"law": str(found.template), "priors": priors, "mock": obs.to_dict()}
+    path = _infer(posterior, config, out_dir / "chains" / "discovered", data.truth, model)
+    discovered = read_posterior(path, float(config["burn_fraction"]))
+    counts = np.asarray(mock.counts, float)
+    return (
+        predictive_deviance(counts, hand, obs.law, obs.nbar_cell),
+        predictive_deviance(counts, discovered, law, obs.nbar_cell),
+    )
+
+
+def run(config: dict[str, Any], out_dir: Path):
+    """Run the experiment (see the module docstring); returns an ``ExperimentResult``."""
+    import sympy as sp
+
+    from cosmolaw.io import atomic_h5, set_attrs
+    from experiments.laws import FrontPoint, Law
+    from experiments.registry import ExperimentResult
+    from experiments.report import Check
+    from inference.models import counts_posterior
+    from simulator.mock import write_mock
+
+    _validate(config)
+    out_dir = Path(out_dir)
+    data = simulate_mock(config)
+    conf, obs, mock, truth = data.conf, data.obs, data.mock, data.truth
+    write_mock(out_dir / "mock.h5", mock, truth, obs, {"model": config["model"], **config})
+    counts, nbar = np.asarray(mock.counts, float), obs.nbar_cell
+    burn = float(config["burn_fraction"])
+
+    # 1. Inference with the hand-written law, its parameters sampled.
+    hand_post = counts_posterior(
+        mock.counts, mock.selection, conf, data.cosmo, obs, config["model"]
+    )
+    hand_path = _infer(
+        hand_post, config, out_dir / "chains" / "hand_written", truth, {"mock": obs.to_dict()}
+    )
+    hand = read_posterior(hand_path, burn)
+
+    # 2. Binned curves of every sample on the training (even) and held-out (odd) cells.
+    x = 1.0 + hand.delta.reshape(hand.delta.shape[0], -1)
+    train = parity_mask(conf.mesh).ravel()
+    edges = np.quantile(x[:, train], np.linspace(0.0, 1.0, int(config["n_bins"]) + 1))
+    curves = binned_curves(x[:, train], counts.ravel()[train] / nbar, edges)
+    held_out = binned_curves(x[:, ~train], counts.ravel()[~train] / nbar, edges)
+    found = discover_law(*curves, config)
+    X_test, y_test, _ = pooled_curve(*held_out)
+    ok = np.isfinite(X_test) & np.isfinite(y_test)
+    X_test, y_test = X_test[ok, None], y_test[ok]
+
+    # 3. The discovered law against the true one over the data range.
+    xs = sp.Symbol("x")
+    law_fn = sp.lambdify(xs, found.expression, "numpy")
+    true_law, true_params = obs.law, obs.bias_parameters()
+
+    def true_curve(X: np.ndarray) -> np.ndarray:
+        return np.asarray(true_law(np.asarray(X[:, 0] - 1.0, np.float32), true_params), float)
+
+    def predict(X: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.asarray(law_fn(X[:, 0]), float), (X.shape[0],))
+
+    lo, hi = np.quantile(x[:, train], config["range_quantiles"])
+    grid = np.linspace(lo, hi, 200)[:, None]
+    curve_error = curve_deviation(predict(grid), true_curve(grid), float(counts.mean() / nbar))
+
+    # 4. Closing the loop: the discovered law as the bias model.
+    names = found.names
+    fit_summary: dict[str, Any] = {}
+    checks = [
+        Check(
+            "max |F_law - F_true| / max(F_true, <F>) for x = 1 + delta in the central "
+            f"{config['range_quantiles']} quantiles of the posterior samples",
+            curve_error,
+            f"< {config['curve_tolerance']}",
+            curve_error < float(config["curve_tolerance"]),
+        )
+    ]
+    if config["close_loop"]:
+        dev_hand, dev_sym = close_the_loop(found, data, hand, config, out_dir)
+        excess = float(np.mean(dev_sym) - np.mean(dev_hand))
+        tolerance = float(config["fit_tolerance_spread"]) * float(np.std(dev_hand))
+        fit_summary = {
+            "deviance_per_cell_hand_written": [float(np.mean(dev_hand)), float(np.std(dev_hand))],
+            "deviance_per_cell_discovered": [float(np.mean(dev_sym)), float(np.std(dev_sym))],
+            "deviance_excess": excess,
+            "deviance_tolerance": tolerance,
+        }
+        checks.append(
+            Check(
+                "posterior predictive Poisson deviance per cell, discovered - hand-written law",
+                excess,
+                f"<= {config['fit_tolerance_spread']} x the hand-written law's spread over "
+                f"samples ({tolerance:.3g})",
+                excess <= tolerance,
+            )
+        )
+    r_truth = float(
+        np.corrcoef(hand.delta.mean(axis=0).ravel(), truth["delta_observed"].ravel())[0, 1]
+    )
+    checks.append(
+        Check(
+            "correlation of the posterior mean density with the true density (per cell)",
+            r_truth,
+            "> 0.9",
+            r_truth > 0.9,
+        )
+    )
+
+    with atomic_h5(out_dir / "field_level_bias.h5") as h5:
+        set_attrs(h5, {"experiment": NAME})
+        for key, value in zip(("x", "F", "F_err"), curves, strict=True):
+            h5.create_dataset(f"train/{key}", data=value)
+        for key, value in zip(("x", "F", "F_err"), held_out, strict=True):
+            h5.create_dataset(f"held_out/{key}", data=value)
+        h5.create_dataset("bin_edges", data=edges)
+        h5.create_dataset("constants/per_sample", data=found.per_sample)
+        h5.create_dataset("constants/sigma", data=found.sigma)
+        h5.attrs["constants/names"] = names
+        if config["close_loop"]:
+            h5.create_dataset("deviance/hand_written", data=dev_hand)
+            h5.create_dataset("deviance/discovered", data=dev_sym)
+
+    hand_mean = {k: float(np.mean(v)) for k, v in hand.bias.items()}
+    literature = _literature(obs, predict, true_curve, hand_mean, fit_summary)
+    law = Law(
+        title="galaxy counts per nbar against the inferred matter density x = 1 + delta",
+        target="F",
+        variables=("x",),
+        expression=found.expression,
+        X_test=X_test,
+        y_test=y_test,
+        predict=predict,
+        constants={
+            n: (float(v), float(s))
+            for n, v, s in zip(names, found.values, found.sigma, strict=True)
+        },
+        front=[
+            FrontPoint(p.complexity, p.loss, f"({p.expression})**2") for p in found.search.front
+        ],
+        loss_name="mean squared error of sqrt(F)",
+        chosen=found.search.chosen,
+        literature=literature,
+        template=found.template if names else None,
+        latex_names=LATEX_NAMES,
+        details={**dict(found.search.details), "samples": int(x.shape[0])},
+    )
+    return ExperimentResult(
+        laws=[law],
+        checks=checks,
+        data={
+            "source": f"simulator.mock.make_mock ({config['model']}), Planck 2018",
+            "data file": "mock.h5, field_level_bias.h5, chains/*/chain.h5",
+            "mock": f"{conf.mesh}^3 cells, box {conf.box} Mpc/h, a = {conf.a_stop}, "
+            f"{obs.law.name} bias {dict(obs.bias_params)}, nbar_cell {nbar}, Poisson",
+            "galaxies": int(counts.sum()),
+            "inference": f"{config['sampler']}, {config['chains']} chains x "
+            f"{config['samples']} steps (+{config['warmup']} warm-up), fields every "
+            f"{config['thin']} steps, first {burn:.0%} dropped",
+            "posterior samples": int(x.shape[0]),
+            "training / held-out cells": "(i + j + k) even / odd",
+            "bins": f"{config['n_bins']} quantile bins of x",
+        },
+        seeds={
+            "mock": int(config["mock_seed"]),
+            "inference": int(config["inference_seed"]),
+            "search": int(config["search_seed"]),
+        },
+        summary={
+            "law": str(found.expression),
+            "curve_max_rel_error": curve_error,
+            "x_range": [float(lo), float(hi)],
+            "r_posterior_mean_truth": r_truth,
+            "hand_written_posterior_means": hand_mean,
+            "true_bias_params": dict(obs.bias_params),
+            **fit_summary,
+        },
+    )
+
+
+def _literature(obs, predict, true_curve, hand_mean: dict, fit_summary: dict) -> list:
+    """The laws the discovery is compared with: the mock's true law (curve and values) and,
+    after closing the loop, the hand-written law's posterior predictive fit."""
+    import sympy as sp
+
+    from experiments.laws import Literature
+
+    numbers = [
+        (f"F({v:g})", float(predict(np.array([[v]]))[0]), float(true_curve(np.array([[v]]))[0]))
+        for v in (0.5, 1.0, 2.0)
+    ]
+    name = obs.law.name
+    literature = [
+        Literature(
+            f"true law of the mock ({name})",
+            "Neyrinck et al. (2014), MNRAS 441, 646" if name == "neyrinck" else name,
+            true_expression(name, dict(obs.bias_params), sp.Symbol("x")),
+            true_curve,
+            numbers,
+        ),
+    ]
+    if fit_summary:
+        literature.append(
+            Literature(
+                "hand-written law, posterior predictive fit",
+                f"{name} with sampled parameters (posterior means {hand_mean})",
+                numbers=[
+                    (
+                        "Poisson deviance per cell (discovered vs hand-written)",
+                        fit_summary["deviance_per_cell_discovered"][0],
+                        fit_summary["deviance_per_cell_hand_written"][0],
+                    )
+                ],
+            )
+        )
+    return literature
+
+
+def true_expression(name: str, params: dict[str, float], x):
+    """The hand-written law ``name`` (one of :data:`TRUE_LAWS`) with ``params`` as a sympy
+    expression of the symbol ``x = 1 + delta`` (same forms as ``simulator.bias``)."""
+    import sympy as sp
+
+    p = params
+    if name == "neyrinck":
+        return x ** p["beta"] * sp.exp(-((x / p["rho_g"]) ** -p["epsilon"]))
+    if name == "power_law":
+        return x ** p["alpha"]
+    s = p["smoothness"]
+    return x ** p["alpha_low"] * (1 + (x / p["x_break"]) ** (1 / s)) ** (
+        (p["alpha_high"] - p["alpha_low"]) * s
+    )
