@@ -146,8 +146,14 @@ def main() -> None:
     parser.add_argument("--box", type=float, default=256.0)
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--samples", type=int, default=2000, help="MCLMC steps per chain")
-    parser.add_argument("--nuts-samples", type=int, default=300, help="NUTS steps per chain")
+    parser.add_argument("--nuts-samples", type=int, default=100, help="NUTS steps per chain")
     parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument(
+        "--nuts-warmup",
+        type=int,
+        default=200,
+        help="NUTS window-adaptation steps (its trees are deep: capped to keep the run short)",
+    )
     parser.add_argument("--sampler", default="mclmc", help="cosmolaw sampler")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -205,7 +211,7 @@ def main() -> None:
             observe,
             prior_starts,
             keys,
-            args.warmup,
+            args.nuts_warmup,
             args.nuts_samples,
         ),
     )

@@ -4,6 +4,8 @@
 ``DIR/config.toml``, ``DIR/chain.h5`` (checkpointed), ``DIR/summary.json``,
 ``DIR/posterior.h5`` and ``DIR/summary.png``; ``cosmolaw infer --resume DIR`` continues an
 interrupted run (even after ``kill -9``) and gives the chain an uninterrupted run would have.
+``--blocks gibbs`` alternates the ``--sampler`` kernel on the field with a random walk on the
+bias (and cosmology, noise) parameters; the default ``--blocks joint`` moves all at once.
 Bad data (NaN or negative counts, a mask whose shape disagrees with the counts, an empty mask)
 is refused before anything is compiled.
 """
@@ -26,13 +28,14 @@ RUN_OPTIONS = (
     "mass_matrix",
     "init",
     "map_steps",
+    "blocks",
 )
 MODEL_OPTIONS = ("data", "model", "steps", "bias_prior", "fix_bias", "sample_cosmology")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``infer`` sub-command to the ``cosmolaw`` parser."""
-    from inference.samplers import SAMPLERS
+    from inference.samplers import BLOCKS, SAMPLERS
 
     p = subparsers.add_parser(
         "infer",
@@ -45,6 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
     p.add_argument("--out", help="run directory (with --data)")
     p.add_argument("--sampler", choices=SAMPLERS, default="mclmc")
+    p.add_argument(
+        "--blocks",
+        choices=BLOCKS,
+        default="joint",
+        help="joint: SAMPLER moves all parameters; gibbs: SAMPLER moves the field, alternating "
+        "with a random walk on bias/cosmology/noise",
+    )
     p.add_argument("--samples", type=int, default=1000, help="sampling steps per chain")
     p.add_argument("--warmup", type=int, default=300, help="warm-up (tuning) steps per chain")
     p.add_argument("--chains", type=int, default=4, help="chains run in parallel (vmap)")
@@ -110,6 +120,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     opts.setdefault("bias_prior", None)
     opts.setdefault("model", None)
     opts.setdefault("steps", None)
+    opts.setdefault("blocks", "joint")
     return opts
 
 
@@ -159,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         mass_matrix=opts["mass_matrix"],
         init=opts["init"],
         map_steps=int(opts["map_steps"]),
+        blocks=opts["blocks"],
     )
     out = Path(opts["out"])
     if args.resume is None and (out / "chain.h5").exists():
@@ -172,7 +184,10 @@ def run(args: argparse.Namespace) -> int:
                 "model": {k: opts[k] for k in MODEL_OPTIONS if opts[k] is not None},
             },
         )
-    print(f"cosmolaw infer: {posterior.name}, {config.sampler} x{config.num_chains} -> {out}")
+    print(
+        f"cosmolaw infer: {posterior.name}, {config.sampler} ({config.blocks}) "
+        f"x{config.num_chains} -> {out}"
+    )
     path = run_chains(
         posterior,
         config,

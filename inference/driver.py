@@ -30,9 +30,10 @@ from inference.precondition import (
     Preconditioner,
     fisher_preconditioner,
     latent_logdensity,
+    latent_scalar_conditional,
     prior_preconditioner,
 )
-from inference.samplers import SAMPLERS, Sampler, make_sampler
+from inference.samplers import BLOCKS, SAMPLERS, Sampler, make_sampler
 
 MASS_MATRICES = ("fisher", "prior")
 INITS = ("map", "prior")
@@ -44,7 +45,8 @@ class RunConfig:
     """How to run the chains.
 
     Attributes:
-        sampler: one of :data:`inference.samplers.SAMPLERS`.
+        sampler: one of :data:`inference.samplers.SAMPLERS`; with ``blocks="gibbs"`` the
+            kernel of the field block.
         num_samples: sampling steps per chain after warm-up (>= 4).
         num_warmup: warm-up (tuning) steps per chain (>= 10).
         num_chains: chains run in parallel with ``vmap`` (>= 1).
@@ -55,6 +57,8 @@ class RunConfig:
         init: ``"map"`` (MAP plus a latent N(0, 1) draw per chain) or ``"prior"`` (prior draws).
         map_steps: L-BFGS iterations of the MAP search of the field.
         fisher_probes: Hutchinson probes of the field Hessian.
+        blocks: ``"joint"`` (one sampler for all parameters) or ``"gibbs"`` (the field by
+            ``sampler`` alternating with a random walk on the bias/cosmology/noise scalars).
     """
 
     sampler: str = "mclmc"
@@ -68,6 +72,7 @@ class RunConfig:
     init: str = "map"
     map_steps: int = 50
     fisher_probes: int = 8
+    blocks: str = "joint"
 
     def __post_init__(self) -> None:
         checks = [
@@ -85,6 +90,7 @@ class RunConfig:
             ("init", self.init in INITS, f"one of {INITS}"),
             ("map_steps", self.map_steps >= 1, "an integer >= 1"),
             ("fisher_probes", self.fisher_probes >= 1, "an integer >= 1"),
+            ("blocks", self.blocks in BLOCKS, f"one of {BLOCKS}"),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -125,7 +131,7 @@ def prepare(
     if config.init == "map":
         starts = jax.vmap(lambda k: _add_normal(k, center, 1.0))(keys)
     else:
-        starts = jax.vmap(lambda k: precond.to_latent(_prior_draw(k, posterior)))(keys)
+        starts = jax.vmap(lambda k: precond.to_latent(prior_draw(k, posterior)))(keys)
     return precond, map_params, starts
 
 
@@ -145,7 +151,9 @@ def _add_normal(key: jax.Array, tree: Any, scale: float) -> Any:
     return jax.tree.unflatten(treedef, noisy)
 
 
-def _prior_draw(key: jax.Array, posterior: FieldPosterior) -> Params:
+def prior_draw(key: jax.Array, posterior: FieldPosterior) -> Params:
+    """A draw of every sampled parameter from the prior: ``s ~ N(0, 1)`` per cell, scalars
+    from their Gaussian priors (works under ``jit``/``vmap``)."""
     key_s, key_p = jax.random.split(key)
     params = posterior.initial_params(jax.random.normal(key_s, (posterior.mesh,) * 3, jnp.float32))
     names = posterior.scalar_names
@@ -179,8 +187,11 @@ def prior_pk_linear(posterior: FieldPosterior, params: Params) -> np.ndarray:
     return np.asarray(mean_t2 * posterior.box**3 / m**3)
 
 
-def _sampler(posterior: FieldPosterior, name: str, precond: Preconditioner) -> Sampler:
-    return make_sampler(name, latent_logdensity(posterior, precond))
+def _sampler(posterior: FieldPosterior, kind: tuple[str, str], precond: Preconditioner) -> Sampler:
+    """The sampler ``kind = (name, blocks)`` on the latent posterior of ``precond``."""
+    name, blocks = kind
+    conditional = latent_scalar_conditional(posterior, precond) if blocks == "gibbs" else None
+    return make_sampler(name, latent_logdensity(posterior, precond), blocks, conditional)
 
 
 @functools.cache
@@ -197,21 +208,21 @@ def _map_fn(posterior: FieldPosterior, num_steps: int) -> Callable:
 
 
 @functools.cache
-def _warmup_fn(posterior: FieldPosterior, name: str, num_warmup: int) -> Callable:
+def _warmup_fn(posterior: FieldPosterior, kind: tuple[str, str], num_warmup: int) -> Callable:
     """Compiled ``(precond, keys, starts) -> (states, tunings, grads)``, vmapped over chains."""
 
     def one(precond, key, position):
-        return _sampler(posterior, name, precond).warmup(key, position, num_warmup)
+        return _sampler(posterior, kind, precond).warmup(key, position, num_warmup)
 
     return jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
 
 
 @functools.cache
-def _chunk_fn(posterior: FieldPosterior, name: str, length: int) -> Callable:
+def _chunk_fn(posterior: FieldPosterior, kind: tuple[str, str], length: int) -> Callable:
     """Compiled ``(precond, states, tunings, chain_keys, start) -> (states, records, fields)``."""
 
     def one_chain(precond, state, tuning, chain_key, start):
-        sampler = _sampler(posterior, name, precond)
+        sampler = _sampler(posterior, kind, precond)
 
         def body(state, i):
             state, info = sampler.step(jax.random.fold_in(chain_key, start + i), state, tuning)
@@ -230,6 +241,10 @@ def _chunk_fn(posterior: FieldPosterior, name: str, length: int) -> Callable:
         return state, records, fields
 
     return jax.jit(jax.vmap(one_chain, in_axes=(None, 0, 0, 0, None)))
+
+
+def _kind(config: RunConfig) -> tuple[str, str]:
+    return config.sampler, config.blocks
 
 
 def _keys(seed: int, num_chains: int) -> dict[str, jax.Array]:
@@ -251,7 +266,7 @@ class ChainRun:
         self.tunings = tunings
         self.arrays = arrays
         self.steps_done = steps_done
-        self._chunk = _chunk_fn(setup.posterior, setup.config.sampler, setup.config.thin)
+        self._chunk = _chunk_fn(setup.posterior, _kind(setup.config), setup.config.thin)
 
     def advance(self, chain_keys: jax.Array) -> dict[str, np.ndarray]:
         """Run ``thin`` more steps of every chain; append their records and fields."""
@@ -329,7 +344,7 @@ def run_chains(
 def _start(posterior, config, keys, truth) -> ChainRun:
     precond, map_params, starts = prepare(posterior, config, keys["prepare"])
     setup = _Setup(posterior, config, precond)
-    warmup = _warmup_fn(posterior, config.sampler, config.num_warmup)
+    warmup = _warmup_fn(posterior, _kind(config), config.num_warmup)
     states, tunings, warm_grads = warmup(precond, keys["warmup"], starts)
     init_params = jax.vmap(precond.to_params)(starts)
     arrays: dict[str, np.ndarray] = {
@@ -360,7 +375,7 @@ def _resume(posterior, config, path) -> ChainRun:
         jnp.arange(config.num_chains)
     )
     keys = _keys(config.seed, config.num_chains)
-    warmup = _warmup_fn(posterior, config.sampler, config.num_warmup)
+    warmup = _warmup_fn(posterior, _kind(config), config.num_warmup)
     states_t, tunings_t, _ = jax.eval_shape(warmup, precond, keys["warmup"], start)
     states = jax.tree.map(jnp.asarray, read_tree(path, "state", states_t))
     tunings = jax.tree.map(jnp.asarray, read_tree(path, "tuning", tunings_t))
@@ -375,7 +390,7 @@ def _sample(run: ChainRun, chain_keys, path: Path, attrs: dict, target: int, pro
     bar = tqdm(
         total=config.num_samples,
         initial=run.steps_done,
-        desc=f"{config.sampler} x{config.num_chains}",
+        desc=f"{config.sampler} ({config.blocks}) x{config.num_chains}",
         disable=not progress,
         unit="step",
     )

@@ -90,11 +90,33 @@ class FieldPosterior:
 
     def log_prior(self, params: Params) -> Array:
         """Gaussian log prior of ``s`` (unit white noise) and of the scalars, up to a constant."""
-        lp = -0.5 * jnp.sum(jnp.square(params["s"]))
+        return -0.5 * jnp.sum(jnp.square(params["s"])) + self.scalar_log_prior(params)
+
+    def scalar_log_prior(self, params: Params) -> Array:
+        """Gaussian log prior of the sampled scalars of ``params``, up to a constant."""
+        lp = jnp.zeros((), jnp.float32)
         for g, table in self.priors.items():
             for n, (mean, std) in table.items():
                 lp = lp - 0.5 * jnp.square((params[g][n] - mean) / std)
         return lp
+
+    def scalar_conditional(self, params: Params) -> Callable[[Params], Array]:
+        """``scalars -> log p`` at the field ``s`` of ``params``, up to a function of ``s``.
+
+        ``scalars`` holds the scalar groups (``{"bias": {...}, ...}``). Without sampled
+        cosmology the fields do not depend on the scalars: the forward model runs once, here,
+        and every call only evaluates the likelihood and the priors on those fields.
+        """
+        if "cosmo" in self.priors:
+            return lambda scalars: self.logdensity({**params, **scalars})
+        fields = self.fields(params)
+
+        def logdensity(scalars: Params) -> Array:
+            full = {**params, **scalars}
+            ll = self.loglik(fields, full.get("bias", {}), full.get("noise", {}))
+            return ll + self.scalar_log_prior(full)
+
+        return logdensity
 
     def logdensity(self, params: Params) -> Array:
         """Unnormalised log posterior density of ``params`` (a scalar)."""

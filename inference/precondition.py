@@ -20,6 +20,7 @@ from jax.flatten_util import ravel_pytree
 from cosmolaw.pytree import pytree_dataclass
 from inference.fields import fourier_filter
 from inference.posterior import SCALAR_GROUPS, FieldPosterior, Params
+from inference.samplers.gibbs import ScalarConditional
 
 
 @pytree_dataclass
@@ -37,8 +38,10 @@ class Preconditioner:
     scale: dict
 
     def to_params(self, latent: Params) -> Params:
-        """Physical parameters of a latent point."""
-        out: Params = {"s": fourier_filter(latent["s"], self.field_scale)}
+        """Physical parameters of a latent point (the field leaf ``s`` may be absent)."""
+        out: Params = {}
+        if "s" in latent:
+            out["s"] = fourier_filter(latent["s"], self.field_scale)
         for g in SCALAR_GROUPS:
             if g in latent:
                 out[g] = {n: self.loc[g][n] + self.scale[g][n] * v for n, v in latent[g].items()}
@@ -163,3 +166,22 @@ def latent_logdensity(
         return posterior.logdensity(precond.to_params(latent))
 
     return logdensity
+
+
+def latent_scalar_conditional(
+    posterior: FieldPosterior, precond: Preconditioner
+) -> ScalarConditional:
+    """The scalar block's latent log density for Gibbs sweeps, given the latent field.
+
+    Uses :meth:`FieldPosterior.scalar_conditional`: without sampled cosmology, one forward run
+    per sweep (charged as one gradient) and likelihood-only evaluations (charged as none);
+    with it, a forward run per evaluation (charged as one gradient each).
+    """
+
+    def build(latent: Params) -> Callable[[Params], Array]:
+        conditional = posterior.scalar_conditional(precond.to_params(latent))
+        return lambda scalars: conditional(precond.to_params(scalars))
+
+    if "cosmo" in posterior.priors:
+        return ScalarConditional(build, 0, 1)
+    return ScalarConditional(build, 1, 0)

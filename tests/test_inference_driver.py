@@ -81,3 +81,5 @@ def test_bad_run_options_refused():
         RunConfig(sampler="metropolis")
     with pytest.raises(ValueError, match="thin"):
         RunConfig(num_samples=100, thin=7)
+    with pytest.raises(ValueError, match="blocks"):
+        RunConfig(blocks="metropolis")
