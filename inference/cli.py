@@ -156,7 +156,9 @@ def run(args: argparse.Namespace) -> int:
     """Validate, build the posterior, sample (or resume), and write the diagnostics."""
     from cosmolaw.io import write_toml
     from inference.driver import RunConfig, run_chains
+    from inference.parallel import CHAINS_DIR, run_chains_mpi
     from inference.report import digest, write_report
+    from simulator.distributed.multihost import mpi_rank_and_size
 
     opts = _options(args)
     config = RunConfig(
@@ -176,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is None and (out / "chain.h5").exists():
         raise ValueError(f"--out {str(out)!r} already holds a chain.h5: use --resume {out}")
     posterior, truth = build_posterior(opts)
-    if args.resume is None:
+    rank, size = mpi_rank_and_size()
+    if args.resume is None and rank == 0:
         write_toml(
             out / "config.toml",
             {
@@ -184,11 +187,16 @@ def run(args: argparse.Namespace) -> int:
                 "model": {k: opts[k] for k in MODEL_OPTIONS if opts[k] is not None},
             },
         )
-    print(
-        f"cosmolaw infer: {posterior.name}, {config.sampler} ({config.blocks}) "
-        f"x{config.num_chains} -> {out}"
-    )
-    path = run_chains(
+    if rank == 0:
+        print(
+            f"cosmolaw infer: {posterior.name}, {config.sampler} ({config.blocks}) "
+            f"x{config.num_chains} over {size} process(es) -> {out}"
+        )
+    # Under mpiexec the chains are shared among the ranks (one seeded run per chain, merged
+    # by rank 0); a run started that way resumes the same way.
+    use_mpi = size > 1 or (out / CHAINS_DIR).is_dir()
+    runner = run_chains_mpi if use_mpi else run_chains
+    path = runner(
         posterior,
         config,
         out,
@@ -196,6 +204,8 @@ def run(args: argparse.Namespace) -> int:
         posterior_attrs={"name": posterior.name, "data": opts["data"]},
         progress=not args.no_progress,
     )
+    if rank != 0:
+        return 0
     summary = write_report(path)
     print(digest(summary))
     return 0

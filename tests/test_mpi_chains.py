@@ -89,3 +89,25 @@ def test_single_process_run_directory_is_not_overwritten(tmp_path):
         run_chains_mpi(linear_posterior(), CONFIG, tmp_path)
     assert not (tmp_path / "chains").exists()
     assert (tmp_path / "chain.h5").read_bytes() == b"a single-process run"
+
+
+def test_cosmolaw_infer_under_mpiexec_shares_the_chains(tmp_path):
+    """``mpiexec -n 2 cosmolaw infer`` gives each rank one of the 2 chains and writes one
+    merged ``chain.h5`` and the report, as a one-process run would."""
+    cli = [sys.executable, "-m", "cosmolaw.cli"]
+    mock = [*cli, "mock", "--mesh", "8", "--box", "64", "--model", "lpt1", "--bias", "linear"]
+    subprocess.run([*mock, "--no-progress", "--out", str(tmp_path / "mock")], check=True)
+    infer = [
+        *("infer", "--data", str(tmp_path / "mock" / "mock.h5"), "--sampler", "borg_hmc"),
+        *("--samples", "10", "--warmup", "10", "--chains", "2", "--thin", "5"),
+        *("--map-steps", "5", "--no-progress", "--out", str(tmp_path / "run")),
+    ]
+    out = subprocess.run(
+        [find_mpiexec(), "-n", "2", *cli, *infer], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    arrays, attrs = read_arrays(tmp_path / "run" / "chain.h5")
+    assert attrs["ranks"] == 2 and attrs["complete"]
+    assert arrays["samples/logdensity"].shape == (2, 10)
+    assert all((chain_dir(tmp_path / "run", j) / "chain.h5").exists() for j in range(2))
+    assert summarize(tmp_path / "run" / "chain.h5")[0]["chains"] == 2
