@@ -3,7 +3,7 @@
 Enumerates every distinct tree over ``--vars`` variables up to ``--complexity`` nodes
 with the default operator basis, then fits all of them (scale projected out, constants
 by batched Levenberg-Marquardt in JAX) on ``--rows`` rows. A first pass compiles the
-kernels; the timed pass reuses them. The last line reads
+kernel; the timed pass reuses it. The last line reads
 ``n_unique=U enumerate_s=E fit_s=F fitted_per_s=R device=D``.
 """
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     X = rng.uniform(0.5, 3.0, (args.rows, args.vars))
     y = 1.7 * np.exp(-X[:, -1] / X[:, 0])
-    exhaustive.search(X, y, DEFAULT_OPERATORS, 3)  # compile the kernels
+    exhaustive.warm_up(X, y, DEFAULT_OPERATORS, fit_rows=args.rows)  # compile the kernel
     t0 = time.perf_counter()
     items = exhaustive.enumerate_trees(args.vars, DEFAULT_OPERATORS, args.complexity, X[:24])
     t1 = time.perf_counter()

@@ -6,6 +6,7 @@ Nothing heavy is imported at module level: JAX starts only when the command runs
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 BACKENDS = ("auto", "operon", "pysr", "exhaustive")
@@ -117,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     )
     io.write_text(out / "pareto_front.csv", front.table())
     io.write_json(out / "discoveries.json", result)
+    for what in front.truncated:
+        print(f"discover: budget cut short: {what}", file=sys.stderr)
     if front.candidates:
         print(f"{args.target} = {result['best']['expression']}")
     return 0

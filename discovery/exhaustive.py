@@ -270,6 +270,7 @@ def search(
         nodes,
         X[rows],
         y[rows],
+        operators,
         scale=True,
         restarts=restarts,
         iterations=iterations,
@@ -284,6 +285,20 @@ def search(
         n_enumerated=len(items),
         n_fitted=len(nodes),
     )
+
+
+def warm_up(X: np.ndarray, y: np.ndarray, operators: Sequence[str], *, fit_rows: int = 256) -> None:
+    """Compile the fitting kernel :func:`search` will use on ``X`` ``(n, d)``, ``y`` ``(n,)``.
+
+    A one-off cost per process, operator basis and row count (seconds on a CPU); it runs
+    one batch without iterations, so that a search started afterwards spends its time
+    budget on fitting.
+    """
+    from discovery.fit import fit_nodes
+
+    rows = min(fit_rows, len(y))
+    tree = ("mul", ("x", 0), ("add", ("c", 0), ("c", 1)))  # two constants, as in search
+    fit_nodes([tree], X[:rows], y[:rows], operators, scale=True, iterations=0)
 
 
 def dims_of_variables(names: Sequence[str], unit_map: Mapping[str, Dims]) -> list[Dims] | None:

@@ -1,15 +1,18 @@
-"""Constant fitting in JAX for many expressions at once, and their description length.
+"""Constant fitting: many small trees at once in JAX, single laws with NumPy; description length.
 
-All fits run in float64 (inside ``jax.enable_x64``) so that exact constants can be told
-apart from nearly exact ones; programs are grouped by padded length and parameter
-count so that a few compilations serve every candidate of a search.
+The exhaustive search fits thousands of trees of a few nodes with one compiled, padded,
+``vmap``-ed JAX kernel per operator basis (:func:`fit_nodes`), in float64 (inside
+``jax.enable_x64``) so that exact constants can be told apart from nearly exact ones.
+The post-processing refits a few hundred laws of any size and shape: each is compiled
+to NumPy by sympy and fitted by MINPACK's Levenberg-Marquardt (:func:`refit`), which
+costs milliseconds per law instead of a compilation per padded shape.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import jax
@@ -19,6 +22,8 @@ import sympy as sp
 
 from discovery import programs as P
 from discovery.expressions import complexity, parametrize
+
+_PENALTY = 1e8  # residual (in units of max|y|) standing in for a non-finite model value
 
 
 @dataclass(frozen=True)
@@ -34,79 +39,63 @@ def fit_nodes(
     nodes: Sequence[P.Node],
     X: np.ndarray,
     y: np.ndarray,
-    p0: Sequence[np.ndarray] | None = None,
+    operators: Sequence[str],
     *,
     scale: bool = False,
     restarts: int = 1,
     iterations: int = 30,
     seed: int = 0,
-    chunk: int = 1024,
-    min_length: int = 8,
-    min_params: int = 1,
+    chunk: int = 128,
     deadline: float | None = None,
 ) -> list[Fit]:
     """Fit the parameters of every tree to ``y`` (shape ``(n,)``) given ``X`` ``(n, d)``.
 
-    ``p0`` gives starting values (default: random); ``restarts`` > 1 adds random
-    starting points and keeps the best. With ``scale`` each tree ``g`` is fitted as
-    ``s * g`` and ``s`` is appended to its parameters. The kernel is compiled for every
-    operator, so that all searches and refits of a session share it. Past ``deadline``
-    (``time.monotonic()``), the remaining trees get ``mse = inf`` without being fitted.
+    ``operators`` is the basis the trees use (only those branches are compiled).
+    Starting points are random; ``restarts`` > 1 adds more and keeps the best. With
+    ``scale`` each tree ``g`` is fitted as ``s * g`` and ``s`` is appended to its
+    parameters. Past ``deadline`` (``time.monotonic()``), the remaining trees get
+    ``mse = inf`` without being fitted (after at least one batch). Constant-free trees,
+    which need no iterations, come first.
 
-    Shapes are padded (program length to a power of two >= ``min_length``, parameters
-    to ``min_params`` or ``4 * min_params``, every batch to ``chunk`` programs) so that
-    few kernels are ever compiled.
+    Shapes are padded (program length to a power of two >= 8, parameters to the largest
+    count of the call, every batch to ``chunk`` programs) and the iteration count is a
+    traced argument, so one compilation per operator basis and row count serves a session.
     """
     if not nodes:
         return []
     rng = np.random.default_rng(seed)
-    ops_t = P.OPCODES[len(P.LEAVES) :]
+    ops_t = tuple(o for o in P.OPCODES[len(P.LEAVES) :] if o in set(operators))
     counts = [P.n_params(n) for n in nodes]
-    groups: dict[tuple[int, int, bool], list[int]] = {}
-    for i, node in enumerate(nodes):
-        length = P.bucket(P.program_length(node), min_length)
-        n_par = P.bucket(max(counts[i], 1), min_params)
-        key = (length, n_par if n_par <= min_params else 4 * min_params, counts[i] > 0)
-        groups.setdefault(key, []).append(i)
+    n_par = P.bucket(max(max(counts), 1), 2)
+    groups: dict[tuple[int, bool], list[int]] = {}
+    for i in sorted(range(len(nodes)), key=lambda i: counts[i] > 0):
+        groups.setdefault((P.bucket(P.program_length(nodes[i]), 8), counts[i] > 0), []).append(i)
     results: list[Fit | None] = [None] * len(nodes)
+    fitted = False  # the first batch is fitted whatever the deadline: a search makes progress
     X = np.asarray(X, float)  # pad columns so that problems of 1..8 variables share kernels
     X = np.concatenate([X, np.zeros((len(X), P.bucket(X.shape[1], 8) - X.shape[1]))], axis=1)
     with jax.enable_x64(True):
         Xj = jnp.asarray(X, jnp.float64)
         yj = jnp.asarray(y, jnp.float64)
-        for (length, n_par, free), members in groups.items():
+        for (length, free), members in groups.items():
             tries = restarts if free else 1
             step = max(chunk // tries, 1)
             for start in range(0, len(members), step):
                 part = members[start : start + step]
-                if deadline is not None and time.monotonic() > deadline:
+                if fitted and deadline is not None and time.monotonic() > deadline:
                     for i in part:
                         results[i] = Fit(np.zeros(counts[i] + scale), np.inf, np.eye(counts[i]))
                     continue
                 batch = [nodes[i] for i in part] * tries
-                init = np.zeros((len(batch), n_par))
-                for r in range(tries):
-                    for j, i in enumerate(part):
-                        row = r * len(part) + j
-                        given = p0[i] if p0 is not None else None
-                        if given is not None and r == 0:
-                            init[row, : len(given)] = given
-                        elif given is not None and len(given):
-                            noise = rng.normal(size=len(given))
-                            init[row, : len(given)] = (
-                                given
-                                * np.exp(noise)
-                                * rng.choice([-1, 1], size=len(given), p=[0.2, 0.8])
-                            )
-                        else:
-                            init[row] = rng.normal(size=n_par) * 2.0
-                size = chunk
-                prog = P.compile_programs(batch + [batch[0]] * (size - len(batch)), length)
-                init = np.concatenate([init, np.zeros((size - len(batch), n_par))])
+                init = np.zeros((chunk, n_par))
+                init[: len(batch)] = rng.normal(size=(len(batch), n_par)) * 2.0
+                prog = P.compile_programs(batch + [batch[0]] * (chunk - len(batch)), length)
+                steps = jnp.asarray(iterations if free else 0, jnp.int32)
                 params, mse, jtj = jax.device_get(
-                    P.fit_batch(prog, init, Xj, yj, ops_t, iterations if free else 0, scale)
+                    P.fit_batch(prog, init, Xj, yj, steps, ops=ops_t, scale=scale)
                 )
                 mse = np.where(np.isfinite(mse), mse, np.inf)
+                fitted = True
                 for j, i in enumerate(part):
                     rows = [r * len(part) + j for r in range(tries)]
                     best = min(rows, key=lambda q: mse[q])
@@ -119,43 +108,111 @@ def fit_nodes(
     return results  # type: ignore[return-value]
 
 
-def refit(
-    exprs: Sequence[sp.Expr],
-    variables: Sequence[sp.Symbol],
+def numpy_model(
+    expr: sp.Expr, variables: Sequence[sp.Symbol], params: Sequence[sp.Symbol] = ()
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+    """A NumPy function ``f(p, X) -> y`` of ``expr`` (``p`` of shape ``(P,)``, ``X`` ``(n, d)``).
+
+    Returns ``None`` when sympy cannot translate the expression. Values that are not
+    finite (or not real) come back as NaN.
+    """
+    try:
+        f = sp.lambdify([*params, *variables], expr, "numpy")
+    except (TypeError, ValueError, NameError, SyntaxError, KeyError):
+        return None
+
+    def model(p: np.ndarray, X: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            try:
+                v = np.asarray(f(*p, *X.T))
+            except (TypeError, ValueError, ZeroDivisionError, OverflowError, AttributeError):
+                return np.full(len(X), np.nan)
+            if np.iscomplexobj(v):
+                v = np.where(np.abs(v.imag) <= 1e-12 * np.abs(v.real), v.real, np.nan)
+            return np.broadcast_to(v.astype(float), (len(X),))
+
+    return model
+
+
+def least_squares(
+    model: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    p0: np.ndarray,
     X: np.ndarray,
     y: np.ndarray,
     *,
-    restarts: int = 2,
-    seed: int = 0,
-) -> list[tuple[sp.Expr, Fit] | None]:
-    """Refit the floating constants of sympy expressions; ``None`` where one cannot be.
+    free: np.ndarray | None = None,
+) -> Fit:
+    """Levenberg-Marquardt fit (MINPACK through scipy) of ``model(p, X)`` to ``y`` ``(n,)``.
 
-    Laws with more than 16 float constants or 64 nodes are not refitted (``None``).
-
-    Returns, for each expression, the expression with refitted constants and its fit.
-    Refits share the compiled kernels of :func:`fit_nodes` (same iterations, all operators).
+    Starts at ``p0`` ``(P,)``; ``free`` (bool, shape ``(P,)``, default all) selects the
+    parameters to fit, the others keep their value in ``p0``. ``jtj`` is ``J^T J`` of the
+    free parameters at the solution; ``mse`` is ``inf`` where the model is not finite.
     """
-    trees, params, starts, keep = [], [], [], []
-    for i, expr in enumerate(exprs):
-        pexpr, syms, values = parametrize(expr)
+    from scipy.optimize import least_squares as lsq
+
+    p0 = np.asarray(p0, float)
+    free = np.ones(p0.shape, bool) if free is None else np.asarray(free, bool)
+    idx = np.flatnonzero(free)
+
+    def full(q: np.ndarray) -> np.ndarray:
+        p = p0.copy()
+        p[idx] = q
+        return p
+
+    penalty = _PENALTY * (1.0 + float(np.max(np.abs(y))))
+
+    def residual(q: np.ndarray) -> np.ndarray:
+        r = model(full(q), X) - y
+        return np.where(np.isfinite(r), r, penalty)
+
+    def mse_of(q: np.ndarray) -> float:
+        r = model(full(q), X) - y
+        return float(np.mean(r * r)) if np.all(np.isfinite(r)) else np.inf
+
+    none = np.zeros((idx.size, idx.size))
+    if idx.size == 0 or idx.size >= len(y):
+        return Fit(p0, mse_of(p0[idx]), none)
+    with np.errstate(all="ignore"):  # overflowing trial steps are rejected by the LM
         try:
-            tree = P.from_sympy(pexpr, variables, syms)
-        except ValueError:
+            res = lsq(
+                residual,
+                p0[idx],
+                method="lm",
+                xtol=1e-15,
+                ftol=1e-15,
+                gtol=1e-15,
+                max_nfev=100 * (idx.size + 1),
+            )
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+            return Fit(p0, np.inf, none)
+        jac = np.where(np.isfinite(res.jac), res.jac, 0.0)
+        return Fit(full(res.x), mse_of(res.x), jac.T @ jac)
+
+
+def refit(
+    exprs: Sequence[sp.Expr], variables: Sequence[sp.Symbol], X: np.ndarray, y: np.ndarray
+) -> list[tuple[sp.Expr, Fit] | None]:
+    """Refit the floating constants of sympy expressions on all rows (``X`` ``(n, d)``).
+
+    Each expression is compiled to NumPy and fitted by :func:`least_squares` from its
+    own constants (no JAX compilation, so the cost grows with the size of each law, not
+    with a padded kernel). Returns, for each expression, the expression with refitted
+    constants and its fit (``params`` in the order of
+    :func:`discovery.expressions.parametrize`); ``None`` where it cannot be evaluated or
+    fitted.
+    """
+    X = np.asarray(X, float)
+    y = np.asarray(y, float)
+    out: list[tuple[sp.Expr, Fit] | None] = []
+    for expr in exprs:
+        pexpr, syms, values = parametrize(expr)
+        model = numpy_model(pexpr, variables, syms)
+        fit = None if model is None else least_squares(model, values, X, y)
+        if fit is None or not np.isfinite(fit.mse):
+            out.append(None)
             continue
-        if len(syms) > 16 or P.program_length(tree) > 64:  # beyond the refit kernels
-            continue
-        trees.append(tree)
-        params.append((pexpr, syms))
-        starts.append(values)
-        keep.append(i)
-    fits = fit_nodes(
-        trees, X, y, starts, restarts=restarts, seed=seed, chunk=64, min_length=32, min_params=4
-    )
-    out: list[tuple[sp.Expr, Fit] | None] = [None] * len(exprs)
-    for i, (pexpr, syms), fit in zip(keep, params, fits, strict=True):
-        if np.isfinite(fit.mse):
-            values = {s: sp.Float(v, 15) for s, v in zip(syms, fit.params, strict=True)}
-            out[i] = (pexpr.xreplace(values), fit)
+        fitted = {s: sp.Float(v, 15) for s, v in zip(syms, fit.params, strict=True)}
+        out.append((pexpr.xreplace(fitted), fit))
     return out
 
 

@@ -113,6 +113,9 @@ class ParetoFront:
 
     ``variables`` are the sympy symbols (in the column order of ``X``), ``units`` the
     unit strings given for variables and target, ``target`` the target's name.
+    ``timings`` holds the wall-clock seconds :func:`discovery.discover` spent per stage
+    (``"total"`` included) and ``budget_s`` the budget it was given; ``truncated`` says,
+    one sentence per item, what the budget cut short (empty when nothing was skipped).
     """
 
     candidates: tuple[Candidate, ...]
@@ -121,6 +124,9 @@ class ParetoFront:
     units: dict[str, str] = field(default_factory=dict)
     backend: str = ""
     seed: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    budget_s: float | None = None
+    truncated: tuple[str, ...] = ()
 
     @classmethod
     def build(cls, candidates: Sequence[Candidate], variables, **meta: Any) -> ParetoFront:
@@ -192,6 +198,11 @@ class ParetoFront:
             "criterion": criterion,
             "best": chosen.to_dict() if chosen else None,
             "pareto_front": [c.to_dict() for c in self.candidates],
+            "budget": {
+                "budget_s": self.budget_s,
+                "timings_s": dict(self.timings),
+                "truncated": list(self.truncated),
+            },
         }
 
     @classmethod
@@ -206,6 +217,7 @@ class ParetoFront:
         units = {v["name"]: v["units"] for v in data["variables"] if v.get("units")}
         if data.get("target_units"):
             units[data["target"]] = data["target_units"]
+        budget = data.get("budget", {})
         return cls(
             candidates=tuple(Candidate.from_dict(c) for c in data["pareto_front"]),
             variables=variables,
@@ -213,6 +225,9 @@ class ParetoFront:
             units=units,
             backend=data.get("backend", ""),
             seed=int(data.get("seed", 0)),
+            timings={k: float(v) for k, v in budget.get("timings_s", {}).items()},
+            budget_s=budget.get("budget_s"),
+            truncated=tuple(budget.get("truncated", ())),
         )
 
 

@@ -64,7 +64,8 @@ def search(
         n_threads=n_threads,
         random_state=seed,
     )
-    regressor.fit(np.asarray(X, float), np.asarray(y, float))
+    # fresh writeable copies: pyoperon's bindings reject read-only arrays (e.g. broadcasts)
+    regressor.fit(np.array(X, float), np.array(y, float))
     tmp = [sp.Symbol(f"v{i}") for i in range(len(variables))]
     out = []
     for model in regressor.pareto_front_:

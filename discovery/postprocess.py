@@ -1,21 +1,23 @@
 """Post-processing shared by all backends: snapping, simplification, equivalence.
 
 Snapping replaces a fitted float by a simple exact number (small-denominator rationals,
-optionally times pi, 1/pi, sqrt(pi), sqrt(2)), refits the remaining floats, and keeps
-the change only when the description length drops, i.e. when the loss stays within
-the noise. Equivalence follows SRBench: two laws are the same when their difference or
-their ratio is a constant.
+optionally times pi, sqrt(pi), sqrt(2), pi**2 or their inverses; or zero), refits the
+remaining floats, and keeps the change only when the description length drops, i.e.
+when the loss stays within the noise. Equivalence follows SRBench: two laws are the same
+when their difference or their ratio is a constant.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from fractions import Fraction
 
 import numpy as np
 import sympy as sp
 
-from discovery.fit import description_length, refit
+from discovery.expressions import parametrize
+from discovery.fit import description_length, least_squares, numpy_model
 
 _SYMBOLIC_OPS = 40  # above this many operations, equivalence is checked numerically only
 
@@ -27,6 +29,8 @@ _BASES = (
     1 / sp.sqrt(sp.pi),
     sp.sqrt(2),
     1 / sp.sqrt(2),
+    sp.pi**2,
+    1 / sp.pi**2,
 )
 
 
@@ -63,32 +67,43 @@ def snap(
     y: np.ndarray,
     sigma: float,
     *,
-    seed: int = 0,
     max_rounds: int = 3,
+    deadline: float | None = None,
 ) -> tuple[sp.Expr, float, float]:
     """Greedily snap float constants while the description length decreases.
 
-    Returns ``(expression, mse, description_length)`` of the result; each round tries
-    every (constant, exact value) pair in one batched refit and keeps the best.
+    Returns ``(expression, mse, description_length)`` of the result. Each round compiles
+    the law once to NumPy with its floats as parameters, then tries every (constant,
+    exact value) pair, zero included (a term or offset that should not be there): that
+    parameter is held at the exact value and the others are refitted by least squares;
+    the pair with the lowest description length is kept.
+    Stops early once ``time.monotonic()`` passes ``deadline``.
     """
     n = len(y)
     current = expr
     current_mse = float(np.mean((_evaluate(expr, variables, X) - y) ** 2))
     current_dl = description_length(current, current_mse, n, sigma)
     for _ in range(max_rounds):
-        floats = sorted(current.atoms(sp.Float), key=sp.default_sort_key)
-        trials = [current.xreplace({f: v}) for f in floats for v in snap_values(float(f))]
-        if not trials:
+        pexpr, syms, values = parametrize(current)
+        model = numpy_model(pexpr, variables, syms)
+        if model is None or not syms:
             break
-        fitted = refit(trials, variables, X, y, restarts=1, seed=seed)
         best = None
-        for res in fitted:
-            if res is None:
-                continue
-            e, fit = res
-            dl = description_length(e, fit.mse, n, sigma)
-            if dl < current_dl and (best is None or dl < best[2]):
-                best = (e, fit.mse, dl)
+        for j, sym in enumerate(syms):
+            for exact in dict.fromkeys([*snap_values(float(values[j])), sp.Integer(0)]):
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+                p0 = values.copy()
+                p0[j] = float(exact)
+                free = np.arange(len(syms)) != j
+                fit = least_squares(model, p0, X, y, free=free)
+                if not np.isfinite(fit.mse):
+                    continue
+                floats = {s: sp.Float(v, 15) for s, v in zip(syms, fit.params, strict=True)}
+                trial = pexpr.xreplace({**floats, sym: exact})
+                dl = description_length(trial, fit.mse, n, sigma)
+                if dl < current_dl and (best is None or dl < best[2]):
+                    best = (trial, fit.mse, dl)
         if best is None:
             break
         current, current_mse, current_dl = best

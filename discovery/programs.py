@@ -223,14 +223,17 @@ def _evaluate(op, a, b, arg, lit, p, X, ops: tuple[str, ...]):
     return lax.fori_loop(0, L, step, R)[L - 1]
 
 
-@functools.partial(jax.jit, static_argnames=("ops", "iterations", "scale"))
-def fit_batch(prog: Programs, p0, X, y, ops: tuple[str, ...], iterations: int, scale: bool):
+@functools.partial(jax.jit, static_argnames=("ops", "scale"))
+def fit_batch(prog: Programs, p0, X, y, iterations, *, ops: tuple[str, ...], scale: bool):
     """Levenberg-Marquardt fit of each program's parameters to ``y``.
 
-    ``p0`` has shape ``(B, P)``; returns ``(params (B, P), mse (B,), jtj (B, P, P))``
-    where ``mse`` is ``inf`` for programs that evaluate to NaN or inf. With ``scale``,
-    each program ``g`` is fitted as ``s * g`` with ``s`` projected out in closed form
-    (variable projection); the returned params then end with ``s``.
+    ``p0`` has shape ``(B, P)``; ``iterations`` (a traced integer, so that one compiled
+    kernel serves fits with and without iterations) is the number of LM steps; ``ops``
+    are the operators the programs use, in :data:`OPCODES` order. Returns
+    ``(params (B, P), mse (B,), jtj (B, P, P))`` where ``mse`` is ``inf`` for programs
+    that evaluate to NaN or inf. With ``scale``, each program ``g`` is fitted as
+    ``s * g`` with ``s`` projected out in closed form (variable projection); the
+    returned params then end with ``s``.
     """
 
     def predict(p, one):

@@ -8,9 +8,14 @@ The ``auto`` pipeline spends the budget where laws are found, not fits:
    expression, on the reduced problem and on the full one, complete below its bound;
 3. Operon (:mod:`discovery.operon_backend`) with the remaining time, for larger laws;
 4. shared post-processing of every candidate from any backend: refit of the constants
-   on all rows in JAX, snapping of constants to exact numbers while the description
-   length drops, simplification, and the dimensional-analysis filter when units are
-   given; the Pareto front then offers the four selection criteria.
+   on all rows (Levenberg-Marquardt on the law compiled to NumPy, :func:`fit.refit`),
+   snapping of constants to exact numbers while the description length drops,
+   simplification, and the dimensional-analysis filter when units are given; the
+   Pareto front then offers the four selection criteria.
+
+Every stage runs against the deadlines of ``budget_s`` (:class:`discovery.budget.Budget`):
+the search stages share ``SEARCH_SHARE`` of it, the post-processing the rest; the front
+records the seconds spent per stage and what the budget cut short.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import sympy as sp
 
 from discovery import exhaustive, fit, postprocess, programs
 from discovery import units as unitlib
+from discovery.budget import Budget
 from discovery.expressions import check_names, complexity, make_symbols
 from discovery.front import Candidate, ParetoFront
 from discovery.operators import parse_operators
@@ -80,11 +86,12 @@ def _exhaustive_bound(n_vars: int) -> int:
 
 
 def _exhaustive_candidates(
-    X, y, symbols, operators, bound, var_dims, target_dims, seed, deadline, keep=15
+    X, y, symbols, operators, bound, var_dims, target_dims, seed, deadline, clock, keep=15
 ) -> tuple[list[sp.Expr], float]:
     """Best trees of an exhaustive search (per size and overall) as sympy with float constants.
 
-    Also returns the lowest mean squared error relative to ``mean(y**2)``.
+    Also returns the lowest mean squared error relative to ``mean(y**2)``. A search that
+    reached ``deadline`` is recorded as cut short on ``clock``.
     """
     res = exhaustive.search(
         X,
@@ -96,6 +103,12 @@ def _exhaustive_candidates(
         seed=seed,
         deadline=deadline,
     )
+    if time.monotonic() > deadline:
+        clock.cut(
+            f"exhaustive search over {X.shape[1]} variable(s) up to {bound} nodes: "
+            f"stopped at its deadline ({int(np.sum(np.isfinite(res.mse)))} of "
+            f"{res.n_fitted} trees fitted)"
+        )
     order = np.argsort(res.mse)
     chosen = list(order[:keep])
     sizes: dict[int, int] = {}
@@ -140,11 +153,20 @@ def discover(
         or ``"name=unit,..."``; enables the dimensional filter (constants dimensionless).
     operators : operator basis (see :data:`discovery.operators.OPERATORS`).
     max_complexity : largest law (nodes) the genetic backends may return.
-    budget_s : wall-clock budget in seconds (the post-processing comes on top).
+    budget_s : wall-clock budget in seconds of the whole call (:mod:`discovery.budget`):
+        the search stages get ``SEARCH_SHARE`` of it, refitting, snapping and selection
+        the rest, and what does not fit is skipped and listed in
+        ``ParetoFront.truncated``. Beyond it come only the ``"warm-up"`` stage, one-off
+        costs of a process done before the budget starts (importing pyoperon; the JAX
+        compilation of the exhaustive kernel, once per operator basis and row count),
+        Operon's whole-second time limit, and a post-processing of at least
+        ``POST_MIN_SHARE`` of the budget when the search stages ran over theirs.
     seed : random seed of every backend.
     backend : ``"auto"`` (the whole pipeline), ``"operon"``, ``"pysr"`` (falls back to
         ``"auto"`` with one line on stderr when PySR/Julia cannot start) or ``"exhaustive"``.
     noise : the noise standard deviation of ``y`` if known (else estimated).
+
+    The front records the seconds spent per stage (``timings``) and what was cut short.
     """
     X, y, names = _validate(X, y, variables, max_complexity, budget_s, backend, target)
     ops = parse_operators(operators)
@@ -154,18 +176,30 @@ def discover(
     symbols = make_symbols(names, X)
     var_dims = exhaustive.dims_of_variables(names, unit_map)
     target_dims = unit_map.get(target) if var_dims is not None else None
-    start = time.monotonic()
-    deadline = start + 0.75 * budget_s  # the rest is for refitting and snapping
-    bar = _progress(progress)
+    clock = Budget(budget_s, progress)
+    clock.stage("warm-up")  # one-off costs of a process, outside the budget
+    if backend in ("auto", "operon", "pysr"):
+        import pyoperon.sklearn  # noqa: F401
+    if backend in ("auto", "pysr", "exhaustive"):
+        exhaustive.warm_up(X, y, [o for o in ops if o in programs.OPCODES])
+    clock.begin_budget()
+    deadline = clock.search_end
 
-    raw: list[sp.Expr] = []
+    raw: list[sp.Expr] = [sp.Float(float(np.mean(y)), 15)]  # the constant law, always
     used = backend
     if backend == "pysr":
         from discovery import pysr_backend
 
+        clock.stage("pysr")
         try:
             raw += pysr_backend.search(
-                X, y, symbols, ops, budget_s=budget_s, max_complexity=max_complexity, seed=seed
+                X,
+                y,
+                symbols,
+                ops,
+                budget_s=max(clock.left(deadline), 1),
+                max_complexity=max_complexity,
+                seed=seed,
             )
         except pysr_backend.PySRUnavailable as err:
             print(
@@ -174,31 +208,17 @@ def discover(
             )
             used = "auto"
     if used == "exhaustive":
-        bar("exhaustive search")
+        clock.stage("exhaustive")
         bound = min(max_complexity, _exhaustive_bound(X.shape[1]) + 1)
         raw += _exhaustive_candidates(
-            X, y, symbols, ops, bound, var_dims, target_dims, seed, deadline
+            X, y, symbols, ops, bound, var_dims, target_dims, seed, deadline, clock
         )[0]
     if used == "auto":
-        raw += _pipeline(
-            X, y, symbols, ops, max_complexity, var_dims, target_dims, seed, deadline, budget_s, bar
-        )
+        raw += _pipeline(X, y, symbols, ops, max_complexity, var_dims, target_dims, seed, clock)
     if used == "operon":
-        bar("operon")
-        from discovery import operon_backend
-
-        raw += operon_backend.search(
-            X,
-            y,
-            symbols,
-            ops,
-            budget_s=max(deadline - time.monotonic(), 1),
-            max_length=max_complexity,
-            seed=seed,
-        )
-    bar("refit, snapping, units")
-    cands = _postprocess(raw, X, y, symbols, noise, unit_map, var_dims, target, seed, used)
-    bar(None)
+        raw += _operon(X, y, symbols, ops, max_complexity, seed, clock, "operon", deadline)
+    cands = _postprocess(raw, X, y, symbols, noise, unit_map, var_dims, target, used, clock)
+    clock.stage(None)
     return ParetoFront.build(
         cands,
         symbols,
@@ -206,6 +226,9 @@ def discover(
         units=_unit_strings(units, [*names, target]),
         backend=used,
         seed=seed,
+        timings=clock.timings,
+        budget_s=float(budget_s),
+        truncated=tuple(clock.truncated),
     )
 
 
@@ -220,38 +243,33 @@ def _unit_strings(units_arg, names) -> dict[str, str]:
     return {str(k): str(v) for k, v in units_arg.items()}
 
 
-def _progress(enabled: bool):
-    """A callable ``stage(name)`` driving a tqdm bar of the pipeline stages (``None`` closes)."""
-    if not enabled:
-        return lambda stage: None
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=None, unit="stage", desc="discover", file=sys.stderr)
-
-    def stage(name):
-        if name is None:
-            bar.close()
-        else:
-            bar.set_postfix_str(name)
-            bar.update(1)
-
-    return stage
-
-
 def _exact_or_float(a) -> sp.Expr:
     return sp.Rational(a.numerator, a.denominator) if isinstance(a, Fraction) else sp.Float(a, 15)
 
 
-def _pipeline(
-    X, y, symbols, ops, max_complexity, var_dims, target_dims, seed, deadline, budget_s, bar
-) -> list[sp.Expr]:
+def _operon(X, y, symbols, ops, max_complexity, seed, clock, stage, until) -> list[sp.Expr]:
+    """Operon until ``until`` in whole seconds; skipped (and recorded) under one second."""
     from discovery import operon_backend
 
+    left = clock.left(until)
+    if left < 1:
+        clock.cut(f"{stage}: skipped, {max(left, 0):.1f} s of the search budget left")
+        return []
+    clock.stage(stage)
+    return operon_backend.search(
+        X, y, symbols, ops, budget_s=math.floor(left), max_length=max_complexity, seed=seed
+    )
+
+
+def _pipeline(
+    X, y, symbols, ops, max_complexity, var_dims, target_dims, seed, clock
+) -> list[sp.Expr]:
     out: list[sp.Expr] = []
     d = X.shape[1]
     exact = 1e-20  # relative mean squared error of a law reproducing y to round-off
     best = np.inf
-    bar("power-law reduction")
+    deadline = clock.search_end
+    clock.stage("power-law reduction")
     red = power_law_reduction(X, y)
     factor = sp.Integer(1)
     if red is not None:
@@ -262,61 +280,63 @@ def _pipeline(
             out.append(sp.Float(float(np.mean(z)), 15) * factor)
             best = red.rms**2
         else:
-            bar(f"exhaustive on {len(sub)} of {d} variables")
+            clock.stage("exhaustive (reduced)")
             sub_dims = [var_dims[i] for i in sub] if var_dims is not None else None
             sub_target = None
             if sub_dims is not None and target_dims is not None:
                 fdims = unitlib.expression_dims(factor, dict(zip(symbols, var_dims, strict=True)))
                 sub_target = tuple(t - f for t, f in zip(target_dims, fdims, strict=True))
-            share = time.monotonic() + 0.4 * (deadline - time.monotonic())
+            share = time.monotonic() + 0.4 * clock.left(deadline)
             syms = [symbols[i] for i in sub]
             bound = _exhaustive_bound(len(sub))
             g, best = _exhaustive_candidates(
-                X[:, sub], z, syms, ops, bound, sub_dims, sub_target, seed, share
+                X[:, sub], z, syms, ops, bound, sub_dims, sub_target, seed, share, clock
             )
             out += [e * factor for e in g]
     if best > exact:
-        bar(f"exhaustive on all {d} variables")
-        share = time.monotonic() + 0.3 * (deadline - time.monotonic())
+        clock.stage("exhaustive")
+        ran_reduced = red is not None and bool(red.subset)
+        share = time.monotonic() + (0.3 if ran_reduced else 0.5) * clock.left(deadline)
         g, rel = _exhaustive_candidates(
-            X, y, symbols, ops, _exhaustive_bound(d), var_dims, target_dims, seed, share
+            X, y, symbols, ops, _exhaustive_bound(d), var_dims, target_dims, seed, share, clock
         )
         out += g
         best = min(best, rel)
     if best <= exact:
         return out
-    # Operon always gets at least a quarter of the budget, even when enumeration ran late
-    left = max(deadline - time.monotonic(), 0.25 * budget_s)
     if red is not None and red.subset:
-        bar(f"operon on {len(red.subset)} of {d} variables")
         sub = list(red.subset)
         z = y / np.prod([X[:, i] ** float(a) for i, a in red.exponents.items()], axis=0)
-        g = operon_backend.search(
-            X[:, sub],
-            z,
-            [symbols[i] for i in sub],
-            ops,
-            budget_s=left / 2,
-            max_length=max_complexity,
-            seed=seed,
-        )
+        half = time.monotonic() + 0.5 * clock.left(deadline)
+        g = _operon(
+            X[:, sub], z, [symbols[i] for i in sub], ops, max_complexity, seed, clock,
+            "operon (reduced)", half,
+        )  # fmt: skip
         out += [e * factor for e in g]
-    left = max(deadline - time.monotonic(), 0.125 * budget_s)
-    if left >= 1:
-        bar("operon on all variables")
-        out += operon_backend.search(
-            X, y, symbols, ops, budget_s=left, max_length=max_complexity, seed=seed
-        )
+    out += _operon(X, y, symbols, ops, max_complexity, seed, clock, "operon", deadline)
     return out
 
 
 def _postprocess(
-    raw, X, y, symbols, noise, unit_map, var_dims, target, seed, backend
+    raw, X, y, symbols, noise, unit_map, var_dims, target, backend, clock
 ) -> list[Candidate]:
-    """Refit, estimate the noise, snap, simplify, filter by units; candidates with statistics."""
+    """Refit, estimate the noise, snap, simplify, filter by units; candidates with statistics.
+
+    Refitting may use 60% of the time left (see ``Budget.post_end``), snapping 75% of
+    what remains after it; what does not fit is recorded with ``clock.cut``.
+    """
     n = len(y)
     unique = list(dict.fromkeys(raw))
-    fitted = [f for f in fit.refit(unique, symbols, X, y, seed=seed) if f is not None]
+    clock.stage("refit")
+    end = clock.post_end()
+    refit_end = time.monotonic() + 0.6 * clock.left(end)
+    refitted = []
+    for k, expr in enumerate(unique):
+        if time.monotonic() > refit_end:
+            clock.cut(f"refit: {len(unique) - k} of {len(unique)} candidates not refitted")
+            break
+        refitted += fit.refit([expr], symbols, X, y)
+    fitted = [f for f in refitted if f is not None]
     if not fitted:
         return []
     best_mse = min(f.mse for _, f in fitted)
@@ -333,21 +353,27 @@ def _postprocess(
             info = {float(f): float(v) for f, v in zip(floats, np.diag(fitres.jtj), strict=False)}
         return fit.description_length(expr, fitres.mse, n, sigma, info)
 
+    clock.stage("snapping")
     scored = sorted(((stats(e, f), e, f) for e, f in fitted), key=lambda t: t[0])
     # snap the most promising laws: the best by description length and the most accurate
     by_loss = sorted(scored, key=lambda t: t[2].mse)[:1]
     todo = list(dict.fromkeys([t[1] for t in scored[:2]] + [t[1] for t in by_loss]))
     results = {e: (f, dl) for dl, e, f in scored}
-    for expr in todo:
-        snapped, mse, dl = postprocess.snap(expr, symbols, X, y, sigma, seed=seed)
+    snap_end = time.monotonic() + 0.75 * max(clock.left(end), 0)
+    for k, expr in enumerate(todo):
+        if time.monotonic() > snap_end:
+            clock.cut(f"snapping: {len(todo) - k} of {len(todo)} laws not snapped in the budget")
+            break
+        snapped, mse, dl = postprocess.snap(expr, symbols, X, y, sigma, deadline=snap_end)
         if snapped != expr:
-            tidy, plain = fit.refit(
-                [postprocess.tidy(snapped), snapped], symbols, X, y, restarts=1, seed=seed
-            )
+            tidy, plain = fit.refit([postprocess.tidy(snapped), snapped], symbols, X, y)
             if tidy is not None and (plain is None or tidy[1].mse <= plain[1].mse * (1 + 1e-6)):
                 plain = tidy
             if plain is not None:
                 results[plain[0]] = (plain[1], stats(*plain))
+        if time.monotonic() > snap_end:
+            clock.cut(f"snapping: law {k + 1} of {len(todo)} cut short by the budget")
+    clock.stage("units and statistics")
     target_dims = unit_map.get(target) if var_dims is not None else None
     dims = dict(zip(symbols, var_dims, strict=True)) if var_dims is not None else None
     ok = {e: dims is None or unitlib.consistent(e, dims, target_dims) for e in results}

@@ -34,6 +34,7 @@ EXPERIMENT_MODULES = (
     "experiments.bias_law",
     "experiments.pk_boost",
     "experiments.compressed_summary",
+    "experiments.feynman",
 )
 
 
