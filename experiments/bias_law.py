@@ -290,46 +290,22 @@ def run(config: dict[str, Any], out_dir: Path):
     """Run the experiment (see the module docstring); returns an ``ExperimentResult``."""
     import sympy as sp
 
-    from cosmolaw.io import atomic_h5, set_attrs
-    from experiments.laws import Law, Literature
+    from cosmolaw.io import write_groups
+    from experiments.laws import Literature
     from experiments.registry import ExperimentResult
-    from experiments.search import search
+    from experiments.search import search_with_config, train_test_bins, univariate
 
     _validate(config)
     seeds = [*config["train_seeds"], *config["test_seeds"]]
     sims = {s: simulate_fields(config, s) for s in seeds}
-    with atomic_h5(out_dir / "haloes.h5") as h5:
-        set_attrs(h5, {"experiment": NAME, **config})
-        for s, fields in sims.items():
-            g = h5.create_group(f"seed_{s}")
-            for key, value in fields.items():
-                g.create_dataset(key, data=value)
-    train = [sims[s] for s in config["train_seeds"]]
-    test = [sims[s] for s in config["test_seeds"]]
-    X = np.concatenate([t["rho_bin"] for t in train])[:, None]
-    y = np.concatenate([t["y_bin"] for t in train])
-    X_test = np.concatenate([t["rho_bin"] for t in test])[:, None]
-    y_test = np.concatenate([t["y_bin"] for t in test])
-    # The accuracy asked of every law: the jackknife error of the binned means.
-    noise = float(np.sqrt(np.mean(np.concatenate([t["y_err"] for t in train]) ** 2)))
+    groups = {f"seed_{s}": fields for s, fields in sims.items()}
+    write_groups(out_dir / "haloes.h5", {"experiment": NAME, **config}, groups)
+    # noise: the accuracy asked of a law, the rms error of the binned means
+    X, y, noise, X_test, y_test = train_test_bins(sims, config, "rho_bin", 0.0)
 
-    found = search(
-        X,
-        y,
-        ["rho"],
-        seed=int(config["seed"]),
-        target="n_h",
-        noise=noise,
-        **{
-            k: config[k]
-            for k in ("operators", "max_complexity", "budget_s", "criterion", "backend")
-        },
-    )
+    found = search_with_config(X, y, ["rho"], config, target="n_h", noise=noise)
     r = sp.Symbol("rho")
-    predict = sp.lambdify(r, found.expression, "numpy")
-
-    def law_fn(Xa: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(predict(Xa[:, 0]), (Xa.shape[0],))
+    law_fn = univariate(found.expression, "rho")
 
     # the data range, training and held out
     grid = np.linspace(min(X.min(), X_test.min()), max(X.max(), X_test.max()), 400)
@@ -374,20 +350,15 @@ def run(config: dict[str, Any], out_dir: Path):
             ),
         ],
     )
-    law = Law(
+    law = found.law(
         title="halo number density n_h/<n_h> against the top-hat smoothed matter density rho",
         target="n_h",
         variables=("rho",),
-        expression=found.expression,
         X_test=X_test,
         y_test=y_test,
         predict=law_fn,
-        constants=found.constants,
-        front=found.front,
-        chosen=found.chosen,
         literature=[linear, neyrinck],
         latex_names=LATEX_NAMES,
-        details=dict(found.details),
     )
     checks, numbers = _checks_and_numbers(
         law_fn, grid, X_test, y_test, dl, b1, float(config["tolerance"])

@@ -439,12 +439,12 @@ def close_the_loop(
 
 def run(config: dict[str, Any], out_dir: Path):
     """Run the experiment (see the module docstring); returns an ``ExperimentResult``."""
-    import sympy as sp
 
     from cosmolaw.io import atomic_h5, set_attrs
     from experiments.laws import FrontPoint, Law
     from experiments.registry import ExperimentResult
     from experiments.report import Check
+    from experiments.search import univariate
     from inference.models import counts_posterior
     from simulator.mock import write_mock
 
@@ -477,15 +477,11 @@ def run(config: dict[str, Any], out_dir: Path):
     X_test, y_test = X_test[ok, None], y_test[ok]
 
     # 3. The discovered law against the true one over the data range.
-    xs = sp.Symbol("x")
-    law_fn = sp.lambdify(xs, found.expression, "numpy")
+    predict = univariate(found.expression, "x")
     true_law, true_params = obs.law, obs.bias_parameters()
 
     def true_curve(X: np.ndarray) -> np.ndarray:
         return np.asarray(true_law(np.asarray(X[:, 0] - 1.0, np.float32), true_params), float)
-
-    def predict(X: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(np.asarray(law_fn(X[:, 0]), float), (X.shape[0],))
 
     lo, hi = np.quantile(x[:, train], config["range_quantiles"])
     grid = np.linspace(lo, hi, 200)[:, None]

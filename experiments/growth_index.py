@@ -232,7 +232,7 @@ def run(config: dict[str, Any], out_dir: Path):
         lambda X: X[:, 0] ** (6 / 11),
         [("gamma", gamma if gamma is not None else np.nan, 6 / 11)],
     )
-    law_lcdm = Law(
+    law_lcdm = found.law(
         title="LCDM: growth rate f against Omega_m(a)",
         target="f",
         variables=("Omega_m_a",),
@@ -242,8 +242,6 @@ def run(config: dict[str, Any], out_dir: Path):
         constants={
             str(n): (v, s) for n, v, s in zip(fit.names, fit.values, fit.sigmas, strict=True)
         },
-        front=found.front,
-        chosen=found.chosen,
         literature=[linder_lcdm, ws_lcdm],
         template=fit.template,
         latex_names=LATEX_NAMES,
@@ -429,8 +427,6 @@ def _gamma_of_w_law(found, w_test: np.ndarray, g_test: np.ndarray, w):
     """The searched gamma(w) law with literature numbers (value at w = -1, slopes)."""
     import sympy as sp
 
-    from experiments.laws import Law
-
     expr = found.expression
     g = sp.lambdify(w, expr, "numpy")
     numbers = {
@@ -444,17 +440,13 @@ def _gamma_of_w_law(found, w_test: np.ndarray, g_test: np.ndarray, w):
             ("dgamma/dw at w=-1", float(sp.diff(expr, w).subs(w, -1.0)), 3 / 121),
         ],
     }
-    return Law(
+    return found.law(
         title="wCDM: growth index gamma(w) of the LCDM form refitted at each w",
         target="gamma",
         variables=("w",),
         expression=expr,
         X_test=w_test[:, None],
         y_test=g_test,
-        constants=found.constants,
-        front=found.front,
-        chosen=found.chosen,
         literature=_literature_w(None, w, numbers),
         latex_names=LATEX_NAMES,
-        details=dict(found.details),
     )

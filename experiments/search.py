@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
-from experiments.laws import FrontPoint
+from experiments.laws import FrontPoint, Law
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,19 @@ class Search:
     chosen: int | None
     constants: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
+
+    def law(self, **fields: Any) -> Law:
+        """The report's ``Law`` of this search: its expression, constants, front, choice and
+        details, with the other ``Law`` fields (title, target, variables, held-out data,
+        ...) from ``fields``, which may also replace any of those."""
+        found = {
+            "expression": self.expression,
+            "constants": self.constants,
+            "front": self.front,
+            "chosen": self.chosen,
+            "details": dict(self.details),
+        }
+        return Law(**{**found, **fields})
 
 
 def plain(expr: sp.Expr, variables: Sequence[str]) -> sp.Expr:
@@ -95,3 +108,58 @@ def search(
         "noise": noise,
     }
     return Search(plain(best.expression, variables), front, chosen, constants, details)
+
+
+#: The configuration entries of an experiment that are passed on to ``search``.
+SEARCH_SETTINGS = ("operators", "max_complexity", "budget_s", "criterion", "backend")
+
+
+def search_with_config(
+    X: np.ndarray,
+    y: np.ndarray,
+    variables: Sequence[str],
+    config: Mapping[str, Any],
+    *,
+    target: str,
+    noise: float | None,
+) -> Search:
+    """``search`` with the ``SEARCH_SETTINGS`` and ``seed`` of an experiment's configuration."""
+    settings = {k: config[k] for k in SEARCH_SETTINGS}
+    return search(X, y, variables, seed=int(config["seed"]), target=target, noise=noise, **settings)
+
+
+def univariate(expr: sp.Expr, variable: str) -> Callable[[np.ndarray], np.ndarray]:
+    """NumPy function ``(n, 1) -> (n,)`` of a law of one variable (constant laws included)."""
+    fn = sp.lambdify(sp.Symbol(variable), expr, "numpy")
+
+    def predict(X: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.asarray(fn(X[:, 0]), float), (X.shape[0],))
+
+    return predict
+
+
+def train_test_bins(
+    sims: Mapping[int, Mapping[str, np.ndarray]],
+    config: Mapping[str, Any],
+    x_key: str,
+    shift: float,
+) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]:
+    """Binned data of the training and held-out simulations, each stacked over its seeds.
+
+    Args:
+        sims: per seed, arrays ``x_key``, ``y_bin`` and ``y_err`` (the bins' standard errors).
+        config: with the seed lists ``train_seeds`` and ``test_seeds``.
+        x_key: the binned input; the law's variable is ``shift + sims[seed][x_key]``.
+
+    Returns:
+        ``X (n, 1)``, ``y (n,)``, the rms error of the training bins (the accuracy asked of a
+        law), ``X_test (m, 1)`` and ``y_test (m,)``.
+    """
+
+    def stack(seeds: Sequence[int]) -> tuple[np.ndarray, ...]:
+        X = shift + np.concatenate([sims[s][x_key] for s in seeds])[:, None]
+        return X, *(np.concatenate([sims[s][k] for s in seeds]) for k in ("y_bin", "y_err"))
+
+    X, y, err = stack(config["train_seeds"])
+    X_test, y_test, _ = stack(config["test_seeds"])
+    return X, y, float(np.sqrt(np.mean(err**2))), X_test, y_test

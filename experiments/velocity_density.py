@@ -193,45 +193,21 @@ def run(config: dict[str, Any], out_dir: Path):
     """Run the experiment (see the module docstring); returns an ``ExperimentResult``."""
     import sympy as sp
 
-    from cosmolaw.io import atomic_h5, set_attrs
-    from experiments.laws import Law, Literature, accuracy
+    from cosmolaw.io import write_groups
+    from experiments.laws import Literature, accuracy
     from experiments.registry import ExperimentResult
     from experiments.report import Check
-    from experiments.search import search
+    from experiments.search import search_with_config, train_test_bins, univariate
 
     sims = {s: simulate_fields(config, s) for s in [*config["train_seeds"], *config["test_seeds"]]}
-    with atomic_h5(out_dir / "fields.h5") as h5:
-        set_attrs(h5, {"experiment": NAME, **config})
-        for s, fields in sims.items():
-            g = h5.create_group(f"seed_{s}")
-            for key, value in fields.items():
-                g.create_dataset(key, data=value)
-    train = [sims[s] for s in config["train_seeds"]]
-    test = [sims[s] for s in config["test_seeds"]]
-    X = 1.0 + np.concatenate([t["delta_bin"] for t in train])[:, None]
-    y = np.concatenate([t["y_bin"] for t in train])
-    X_test = 1.0 + np.concatenate([t["delta_bin"] for t in test])[:, None]
-    y_test = np.concatenate([t["y_bin"] for t in test])
-    # The accuracy asked of the law: the standard error of the binned means.
-    noise = float(np.sqrt(np.mean(np.concatenate([t["y_err"] for t in train]) ** 2)))
+    groups = {f"seed_{s}": fields for s, fields in sims.items()}
+    write_groups(out_dir / "fields.h5", {"experiment": NAME, **config}, groups)
+    # noise: the accuracy asked of a law, the rms error of the binned means
+    X, y, noise, X_test, y_test = train_test_bins(sims, config, "delta_bin", 1.0)
 
-    found = search(
-        X,
-        y,
-        ["rho"],
-        seed=int(config["seed"]),
-        target="minus_theta_over_f",
-        noise=noise,
-        **{
-            k: config[k]
-            for k in ("operators", "max_complexity", "budget_s", "criterion", "backend")
-        },
-    )
+    found = search_with_config(X, y, ["rho"], config, target="minus_theta_over_f", noise=noise)
     d = sp.Symbol("rho")
-    predict = sp.lambdify(d, found.expression, "numpy")
-
-    def law_fn(Xa: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(predict(Xa[:, 0]), (Xa.shape[0],))
+    law_fn = univariate(found.expression, "rho")
 
     grid = np.linspace(float(X_test.min()), float(X_test.max()), 200)
     alpha, beta = _power_family_exponent(law_fn, grid)
@@ -250,20 +226,15 @@ def run(config: dict[str, Any], out_dir: Path):
         ],
     )
     linear = Literature("linear theory", "-theta/f = delta", d - 1, lambda Xa: Xa[:, 0] - 1)
-    law = Law(
+    law = found.law(
         title="-theta/f against the top-hat smoothed density rho = 1 + delta",
         target="minus_theta_over_f",
         variables=("rho",),
-        expression=found.expression,
         X_test=X_test,
         y_test=y_test,
         predict=law_fn,
-        constants=found.constants,
-        front=found.front,
-        chosen=found.chosen,
         literature=[bernardeau, linear],
         latex_names=LATEX_NAMES,
-        details=dict(found.details),
     )
     mse_law = accuracy(y_test, law_fn(X_test))["rmse"] ** 2
     mse_lin = accuracy(y_test, X_test[:, 0] - 1)["rmse"] ** 2
@@ -314,6 +285,6 @@ def run(config: dict[str, Any], out_dir: Path):
             "mse_law": mse_law,
             "mse_linear": mse_lin,
             "mse_bernardeau": mse_ber,
-            "f": train[0]["f"],
+            "f": sims[config["train_seeds"][0]]["f"],
         },
     )

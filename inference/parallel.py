@@ -20,7 +20,6 @@ alone, hence the per-chain seeds: each chain has its own MAP and preconditioner.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from cosmolaw.pytree import to_dict
 from inference.chain_file import read_arrays, write_chain_file
 from inference.driver import RunConfig, run_chains
 from inference.posterior import FieldPosterior
+from simulator.distributed.multihost import shared_then_merged
 
 CHAINS_DIR = "chains"
 #: Datasets whose leading axis is the chain axis (``fields/step`` is shared).
@@ -107,7 +107,8 @@ def run_chains_mpi(
 
         comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
-    try:
+
+    def work() -> None:
         for j in rank_chains(config.num_chains, rank, size):
             run_chains(
                 posterior,
@@ -118,15 +119,8 @@ def run_chains_mpi(
                 progress=progress and rank == 0,
                 stop_after=stop_after,
             )
-    except Exception as err:  # one failed rank would leave the others waiting forever
-        if size == 1:
-            raise
-        print(f"rank {rank}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
-        comm.Abort(1)
-    comm.Barrier()
-    path = merge_chains(out_dir, config, size) if rank == 0 else None
-    comm.Barrier()
-    return path
+
+    return shared_then_merged(comm, work, lambda: merge_chains(out_dir, config, size))
 
 
 def merge_chains(out_dir: str | Path, config: RunConfig, ranks: int = 1) -> Path:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from cosmolaw.io import atomic_h5, set_attrs, write_toml
 from cosmolaw.pytree import to_dict
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
+from simulator.distributed.multihost import shared_then_merged
 from simulator.linear_power import linear_power
 from simulator.measure import power_spectrum
 from simulator.pipeline import simulate
@@ -200,18 +200,12 @@ def run_ensemble(
         {**meta, "cosmology": params, "ranks": size, "keep_fields": keep_fields}, sort_keys=True
     )
     part = _part_path(out_dir, rank, size)
-    try:
+
+    def work() -> None:
         if not _part_is_complete(part, signature):
             members = rank_members(count, rank, size)
             show = progress and rank == 0
             data = _run_members(members, first_seed, cosmos, conf, keep_fields, show)
             _write_part(part, data, signature)
-    except Exception as err:  # one failed rank would leave the others waiting forever
-        if size == 1:
-            raise
-        print(f"rank {rank}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
-        comm.Abort(1)
-    comm.Barrier()
-    path = _merge(out_dir, size, meta, cosmos, conf) if rank == 0 else None
-    comm.Barrier()
-    return path
+
+    return shared_then_merged(comm, work, lambda: _merge(out_dir, size, meta, cosmos, conf))

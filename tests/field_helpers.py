@@ -37,3 +37,16 @@ def cross_power(a: np.ndarray, b: np.ndarray, nbins: int) -> tuple[np.ndarray, n
         centres.append(s)
         power.append(prod[sel].sum() / weight[sel].sum())
     return np.asarray(centres), np.asarray(power)
+
+
+def linear_test_posterior(mesh: int = 8, box: float = 100.0):
+    """Linear Gaussian posterior used by the driver tests: data = delta_L + unit noise at
+    ``mesh^3`` in a ``box`` Mpc/h box, with ``P(k) ~ k^-1`` (transfer ``2 k^-1/2``)."""
+    from inference.models import linear_gaussian_posterior
+
+    k1 = np.fft.fftfreq(mesh, 1.0 / mesh) * 2 * np.pi / box
+    kz = np.fft.rfftfreq(mesh, 1.0 / mesh) * 2 * np.pi / box
+    k = np.sqrt(k1[:, None, None] ** 2 + k1[None, :, None] ** 2 + kz[None, None] ** 2)
+    transfer = np.where(k > 0, 2.0 * np.maximum(k, 1e-9) ** -0.5, 0.0)
+    data = np.random.default_rng(3).standard_normal((mesh,) * 3)
+    return linear_gaussian_posterior(data, transfer, box, 1.0)

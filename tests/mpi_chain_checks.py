@@ -9,10 +9,9 @@ steps (its checkpoint written), as a killed job would.
 
 import sys
 
-import numpy as np
+from field_helpers import linear_test_posterior
 
 from inference.driver import RunConfig
-from inference.models import linear_gaussian_posterior
 from inference.parallel import run_chains_mpi
 
 MESH, BOX = 8, 100.0
@@ -29,13 +28,8 @@ CONFIG = RunConfig(
 
 
 def linear_posterior():
-    """Linear Gaussian posterior at ``MESH^3``: data = delta_L + unit noise, ``P(k) ~ k^-1``."""
-    k1 = np.fft.fftfreq(MESH, 1.0 / MESH) * 2 * np.pi / BOX
-    kz = np.fft.rfftfreq(MESH, 1.0 / MESH) * 2 * np.pi / BOX
-    k = np.sqrt(k1[:, None, None] ** 2 + k1[None, :, None] ** 2 + kz[None, None] ** 2)
-    transfer = np.where(k > 0, 2.0 * np.maximum(k, 1e-9) ** -0.5, 0.0)
-    data = np.random.default_rng(3).standard_normal((MESH,) * 3)
-    return linear_gaussian_posterior(data, transfer, BOX, 1.0)
+    """Linear Gaussian posterior at ``MESH^3`` (see ``field_helpers.linear_test_posterior``)."""
+    return linear_test_posterior(MESH, BOX)
 
 
 if __name__ == "__main__":

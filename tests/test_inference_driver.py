@@ -3,23 +3,18 @@
 import h5py
 import numpy as np
 import pytest
+from field_helpers import linear_test_posterior
 
 from cosmolaw.cli import main
 from inference.data import validate_counts
 from inference.driver import RunConfig, run_chains
-from inference.models import linear_gaussian_posterior
 
 MESH, BOX = 8, 100.0
 
 
 @pytest.fixture(scope="module")
 def posterior():
-    k1 = np.fft.fftfreq(MESH, 1.0 / MESH) * 2 * np.pi / BOX
-    kz = np.fft.rfftfreq(MESH, 1.0 / MESH) * 2 * np.pi / BOX
-    k = np.sqrt(k1[:, None, None] ** 2 + k1[None, :, None] ** 2 + kz[None, None] ** 2)
-    transfer = np.where(k > 0, 2.0 * np.maximum(k, 1e-9) ** -0.5, 0.0)
-    data = np.random.default_rng(3).standard_normal((MESH,) * 3)
-    return linear_gaussian_posterior(data, transfer, BOX, 1.0)
+    return linear_test_posterior(MESH, BOX)
 
 
 def test_resume_reproduces_uninterrupted_run(posterior, tmp_path):

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import shutil
 import socket
+import sys
 import sysconfig
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import jax
+
+T = TypeVar("T")
 
 
 def find_mpiexec() -> str:
@@ -95,3 +99,26 @@ def local_rank() -> int:
     from mpi4py import MPI
 
     return MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
+
+
+def shared_then_merged(comm: Any, work: Callable[[], None], merge: Callable[[], T]) -> T | None:
+    """Every rank runs ``work`` (its share); after a barrier rank 0 runs ``merge``.
+
+    Collective over ``comm``. An exception in ``work`` aborts every rank (printing it), since
+    the others would otherwise wait at the barrier forever; in a one-rank run it propagates.
+
+    Returns:
+        ``merge()`` on rank 0, ``None`` on the other ranks (after a second barrier).
+    """
+    rank, size = comm.Get_rank(), comm.Get_size()
+    try:
+        work()
+    except Exception as err:
+        if size == 1:
+            raise
+        print(f"rank {rank}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+        comm.Abort(1)
+    comm.Barrier()
+    result = merge() if rank == 0 else None
+    comm.Barrier()
+    return result
