@@ -55,9 +55,9 @@ QUICK: dict[str, Any] = {
     "test_cosmologies": [[0.27, 0.75], [0.32, 0.85]],
     "k_max_fraction": 0.5,
     "operators": "add,sub,mul,div,pow",
-    "max_complexity": 9,
-    "budget_s": 10.0,
-    "backend": "exhaustive",
+    "max_complexity": 11,
+    "budget_s": 30.0,
+    "backend": "auto",
     "criterion": "mdl",
     "noise": 0.01,
     "seed": 0,
@@ -84,7 +84,8 @@ VARIABLES = ("Delta2", "q")
 COLUMNS = ("Omega_m", "sigma8", "a", "k", "q", "Delta2", "boost", "halofit")
 UNITS = {"k": "h/Mpc", "q": "h/Mpc", "Delta2": "1", "boost": "1"}
 LATEX_NAMES = {"Delta2": r"\Delta^2_{\rm lin}", "q": r"k/(\Omega_m h)", "boost": "B"}
-#: Sizes of the checks: held-out rms relative error QUICK reaches (the issue's target is 2%),
+#: Sizes of the checks: held-out rms relative error QUICK reaches under any load (1.9% idle;
+#: the issue's target is 2%),
 #: the law's distance from 1 at k = K_SMALL, and the k range of the sigma8 monotonicity check.
 ACCURACY_QUICK = 0.04
 K_SMALL, LIMIT_TOL = 0.005, 0.02

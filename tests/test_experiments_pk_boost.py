@@ -4,9 +4,10 @@ The law is read back from ``discoveries.json`` and evaluated here with inputs co
 independently (linear theory of ``simulator.linear_power``); halofit comes from
 ``simulator.halofit`` (itself tested against CAMB in tests/test_halofit.py).
 
-QUICK (64^3 mesh, 32^3 particles, 128 Mpc/h, 2 seeds x 2 paired runs per cosmology) reaches
-about 2.8% rms relative error on the held-out cosmologies (the issue's target is 2%, for the
-FULL size); the test asserts 4%.
+QUICK (64^3 mesh, 32^3 particles, 128 Mpc/h, 2 seeds x 2 paired runs per cosmology, a 30 s
+search) reaches 1.9% rms relative error on the held-out cosmologies on an idle machine (the
+issue's target is 2%); the search has a wall-clock budget, so under load it may stop at a
+simpler law (2.8% for ``1 + c Delta2 (q - q0)``), and the test asserts 4%.
 """
 
 from __future__ import annotations
