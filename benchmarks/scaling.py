@@ -11,7 +11,7 @@ Measurements run in fresh processes with one XLA CPU thread per device
 - ensemble: the same ensemble on 1 and 2 MPI ranks after each rank compiled,
   ``ensemble_eff_2 = T1 / (2 T2)``.
 
-Usage: ``python benchmarks/scaling.py [--mesh 64] [--weak-mesh 80] [--members 16]``. The last
+Usage: ``python benchmarks/scaling.py [--mesh 64] [--weak-mesh 80] [--members 64]``. The last
 line is ``strong_eff_2=... weak_eff_2=... ensemble_eff_2=...``. On a shared machine the
 timings include other users' load: take the best of several repeats (``--repeats``).
 """
@@ -136,7 +136,7 @@ def main() -> None:
     parser.add_argument("--mesh", type=int, default=64, help="strong-scaling mesh (default 64)")
     parser.add_argument("--weak-mesh", type=int, default=80, help="2-device weak mesh (80)")
     parser.add_argument("--repeats", type=int, default=20, help="timed PM steps (best kept)")
-    parser.add_argument("--members", type=int, default=16, help="ensemble members (16)")
+    parser.add_argument("--members", type=int, default=64, help="ensemble members (64)")
     parser.add_argument("--ensemble-mesh", type=int, default=32, help="ensemble mesh (32)")
     parser.add_argument("--steps", type=int, default=10, help="PM steps per member (10)")
     parser.add_argument("--ensemble-repeats", type=int, default=3, help="ensemble repeats")
