@@ -2,8 +2,9 @@
 
 A search engine fits constants by its own loss (usually the mean squared error). Some
 questions are about relative accuracy (a growth rate to 0.5%), so the experiments refit
-the form they were given on the loss the question asks about, by Gauss-Newton
-(``scipy.optimize.least_squares``), and take one-sigma uncertainties from the Jacobian.
+the form they were given on the loss the question asks about, with the discovery engine's
+Levenberg-Marquardt fit (``discovery.fit.least_squares``), and take one-sigma uncertainties
+from its Jacobian (``discovery.fit.stderr``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
-from scipy.optimize import least_squares
+
+from discovery.fit import least_squares, numpy_model, stderr
 
 
 @dataclass(frozen=True)
@@ -75,28 +77,22 @@ def refit(
     template, names, p0 = free_constants(expr, prefix)
     if relative and np.any(y == 0):
         raise ValueError("relative=True needs a target without zeros")
-    if not names:
-        resid = sp.lambdify(list(variables), expr, "numpy")(*X.T) - y
-        resid = resid / y if relative else resid
-        rms = float(np.sqrt(np.mean(resid**2)))
-        return Refit(expr, template, names, p0, np.zeros(0), rms)
-    fn = sp.lambdify([*variables, *names], template, "numpy")
+    model = numpy_model(template, variables, names)
+    if model is None:
+        raise ValueError(f"expr={expr}: cannot be evaluated with NumPy")
     scale = y if relative else np.ones_like(y)
 
-    def residuals(p: np.ndarray) -> np.ndarray:
-        return (np.broadcast_to(fn(*X.T, *p), y.shape) - y) / scale
+    def scaled(p: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return model(p, rows) / scale
 
-    sol = least_squares(residuals, p0, method="lm" if len(y) >= len(p0) else "trf", xtol=1e-14)
-    dof = max(len(y) - len(p0), 1)
-    s2 = float(np.sum(sol.fun**2)) / dof
-    cov = np.linalg.pinv(sol.jac.T @ sol.jac) * s2
-    values = np.asarray(sol.x, float)
+    fit = least_squares(scaled, p0, X, y / scale)
+    values = np.asarray(fit.params, float)
     fitted = template.xreplace({n: sp.Float(v, 8) for n, v in zip(names, values, strict=True)})
     return Refit(
-        expression=fitted,
+        expression=fitted if names else expr,
         template=template,
         names=names,
         values=values,
-        sigmas=np.sqrt(np.clip(np.diag(cov), 0.0, None)),
-        rms=float(np.sqrt(np.mean(sol.fun**2))),
+        sigmas=stderr(fit, len(y)),
+        rms=float(np.sqrt(fit.mse)),
     )
