@@ -9,7 +9,7 @@ the physical densities only, so the ratio
     R(k; omega_m, f_b) = T_CAMB(k) / T_EH98(k),   omega_m = Omega_m h^2, f_b = Omega_b/Omega_m,
 
 is a function of three numbers. It is tabulated once from CAMB on a grid in
-(ln omega_m, f_b, ln k) (``python -m simulator.transfer_correction`` rebuilds it; ~2 min)
+(ln omega_m, f_b, ln k) (``python -m simulator.transfer_correction`` rebuilds it; ~3 min)
 and shipped with the package; evaluation interpolates linearly in all three coordinates,
 which keeps it differentiable in (Omega_m, Omega_b, h) and jit-able.
 
