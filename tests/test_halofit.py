@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from camb_reference import camb_params
 
 from simulator.cosmology import Cosmology
 from simulator.halofit import halofit_boost, halofit_power
@@ -16,17 +17,7 @@ def camb_halofit():
     """CAMB linear and Takahashi-halofit P(k, z) for Planck18 with massless neutrinos."""
     camb = pytest.importorskip("camb")
     c = Cosmology.planck18()
-    pars = camb.set_params(
-        H0=100 * c.h,
-        ombh2=c.Omega_b * c.h**2,
-        omch2=(c.Omega_m - c.Omega_b) * c.h**2,
-        mnu=0.0,
-        num_massive_neutrinos=0,
-        ns=c.n_s,
-        As=2.1e-9,
-        TCMB=c.T_cmb,
-        halofit_version="takahashi",
-    )
+    pars = camb_params(c, halofit_version="takahashi")
     pars.set_matter_power(redshifts=list(REDSHIFTS), kmax=5.0)
     pars.NonLinear = camb.model.NonLinear_both
     results = camb.get_results(pars)

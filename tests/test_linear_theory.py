@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from camb_reference import camb_params
 
 from simulator.cosmology import Cosmology, E, omega_m_a
 from simulator.growth import growth_at, growth_factor, growth_table
@@ -18,16 +19,7 @@ def _camb_linear(cosmo: Cosmology, redshifts=(0.0,)) -> dict:
     """CAMB linear P(k, z) [(Mpc/h)^3] for ``cosmo`` with massless neutrinos (as our
     background assumes), at A_s = 2.1e-9; also CAMB's sigma8."""
     camb = pytest.importorskip("camb")
-    pars = camb.set_params(
-        H0=100 * cosmo.h,
-        ombh2=cosmo.Omega_b * cosmo.h**2,
-        omch2=(cosmo.Omega_m - cosmo.Omega_b) * cosmo.h**2,
-        mnu=0.0,
-        num_massive_neutrinos=0,
-        ns=cosmo.n_s,
-        As=2.1e-9,
-        TCMB=cosmo.T_cmb,
-    )
+    pars = camb_params(cosmo)
     pars.set_matter_power(redshifts=list(redshifts), kmax=20.0)
     pars.NonLinear = camb.model.NonLinear_none
     results = camb.get_results(pars)
