@@ -1,8 +1,12 @@
 """Strong and weak scaling of a sharded PM step (1 vs 2 host devices) and of an MPI ensemble
-(1 vs 2 ranks).
+(1 vs 2 ranks), one core per device or rank.
 
-Measurements run in fresh processes with one XLA CPU thread per device
-(``--xla_cpu_multi_thread_eigen=false``), so that one device or one rank uses one core:
+Each measurement runs in a fresh process whose CPU affinity is set before JAX starts: the
+1-device step and the 1-rank ensemble on one core, the 2-device step on two cores, and each
+rank of the 2-rank ensemble on its own core. The affinity matters: XLA splits large fused
+loops over every core the process may use, so an unpinned "1-device" run already uses the
+whole machine and is not a one-core baseline. Eigen's own threads are off
+(``--xla_cpu_multi_thread_eigen=false``).
 
 - strong: a KDK step (one force evaluation) at a fixed mesh on 1 and 2 devices,
   ``strong_eff_2 = T1 / (2 T2)``;
@@ -11,7 +15,7 @@ Measurements run in fresh processes with one XLA CPU thread per device
 - ensemble: the same ensemble on 1 and 2 MPI ranks after each rank compiled,
   ``ensemble_eff_2 = T1 / (2 T2)``.
 
-Usage: ``python benchmarks/scaling.py [--mesh 64] [--weak-mesh 80] [--members 64]``. The last
+Usage: ``python benchmarks/scaling.py [--mesh 96] [--weak-mesh 120] [--members 64]``. The last
 line is ``strong_eff_2=... weak_eff_2=... ensemble_eff_2=...``. On a shared machine the
 timings include other users' load: take the best of several repeats (``--repeats``).
 """
@@ -71,28 +75,38 @@ def _pm_step(devices: int, n: int):
     return step, jax.block_until_ready(step(carry))
 
 
-def pm_step_worker(n: int, n_weak: int, repeats: int) -> dict:
-    """Best wall time of one KDK step: ``n^3`` on 1 and 2 devices, ``n_weak^3`` on 2.
+def pin_cores(count: int, first: int = 0) -> None:
+    """Restrict this process to ``count`` of the cores it may use, from the ``first``-th on
+    (cyclically); call before JAX starts, whose thread pools are sized by the affinity."""
+    cores = sorted(os.sched_getaffinity(0))
+    if count > len(cores):
+        raise SystemExit(f"needs {count} cores, this process may use {len(cores)}")
+    os.sched_setaffinity(0, {cores[(first + i) % len(cores)] for i in range(count)})
 
-    The three cases alternate within one process (2 host devices), so that load from
-    other users affects them alike; the best of ``repeats`` is kept for each.
-    """
+
+def pm_step_worker(devices: int, n: int, n_weak: int, repeats: int) -> dict:
+    """Best wall time of one KDK step on ``devices`` devices, one core each: ``n^3`` (key
+    ``t1`` or ``t2``) and, on 2 devices, ``n_weak^3`` (``t2_weak``); best of ``repeats``."""
+    pin_cores(devices)
     import jax
 
-    cases = {"t1": _pm_step(1, n), "t2": _pm_step(2, n), "t2_weak": _pm_step(2, n_weak)}
+    cases = {f"t{devices}": _pm_step(devices, n)}
+    if devices > 1:
+        cases[f"t{devices}_weak"] = _pm_step(devices, n_weak)
     best = dict.fromkeys(cases, float("inf"))
     for _ in range(repeats):
         for name, (step, carry) in cases.items():
             t0 = time.perf_counter()
             jax.block_until_ready(step(carry))
             best[name] = min(best[name], time.perf_counter() - t0)
-    return {"mesh": n, "weak_mesh": n_weak, **best}
+    return {"devices": devices, "mesh": n, "weak_mesh": n_weak, **best}
 
 
 def ensemble_worker(members: int, n: int, steps: int, out_dir: str) -> dict:
     """Wall time of ``run_ensemble`` over this MPI launch's ranks, after a warm-up run."""
     from mpi4py import MPI
 
+    pin_cores(1, MPI.COMM_WORLD.Get_rank())
     from simulator.config import SimConfig
     from simulator.cosmology import Cosmology
     from simulator.ensemble import run_ensemble
@@ -109,10 +123,14 @@ def ensemble_worker(members: int, n: int, steps: int, out_dir: str) -> dict:
 
 
 def _pm(args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--worker", "pm", "--mesh", str(args.mesh)]
-    cmd += ["--weak-mesh", str(args.weak_mesh), "--repeats", str(args.repeats)]
-    result = _last_json(cmd, _env(2))
-    print(json.dumps(result), flush=True)
+    result = {}
+    for devices in (1, 2):
+        cmd = [sys.executable, __file__, "--worker", "pm", "--devices", str(devices)]
+        cmd += ["--mesh", str(args.mesh), "--weak-mesh", str(args.weak_mesh)]
+        cmd += ["--repeats", str(args.repeats)]
+        out = _last_json(cmd, _env(devices))
+        print(json.dumps(out), flush=True)
+        result.update(out)
     return result
 
 
@@ -133,18 +151,19 @@ def _ensemble(ranks: int, args: argparse.Namespace) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mesh", type=int, default=64, help="strong-scaling mesh (default 64)")
-    parser.add_argument("--weak-mesh", type=int, default=80, help="2-device weak mesh (80)")
+    parser.add_argument("--mesh", type=int, default=96, help="strong-scaling mesh (default 96)")
+    parser.add_argument("--weak-mesh", type=int, default=120, help="2-device weak mesh (120)")
     parser.add_argument("--repeats", type=int, default=20, help="timed PM steps (best kept)")
     parser.add_argument("--members", type=int, default=64, help="ensemble members (64)")
     parser.add_argument("--ensemble-mesh", type=int, default=32, help="ensemble mesh (32)")
     parser.add_argument("--steps", type=int, default=10, help="PM steps per member (10)")
     parser.add_argument("--ensemble-repeats", type=int, default=3, help="ensemble repeats")
     parser.add_argument("--worker", choices=("pm", "ensemble"), help=argparse.SUPPRESS)
+    parser.add_argument("--devices", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "pm":
-        print(json.dumps(pm_step_worker(args.mesh, args.weak_mesh, args.repeats)))
+        print(json.dumps(pm_step_worker(args.devices, args.mesh, args.weak_mesh, args.repeats)))
         return
     if args.worker == "ensemble":
         result = ensemble_worker(args.members, args.mesh, args.steps, args.out)

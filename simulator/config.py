@@ -41,7 +41,8 @@ class SimConfig:
             turns the lattice pattern near the mesh Nyquist frequency into spurious
             large-scale forces.
         cic_deconvolve: divide the force by the CIC window of painting and of readout.
-        chunk_size: particles per scatter/gather chunk (memory ~ 8 x chunk_size).
+        chunk_size: particles per scatter/gather chunk (memory ~ 8 x chunk_size); ``None``
+            picks the default of the backend (``simulator.cic.chunk_particles``).
         dtype: ``"float32"`` or ``"float64"``.
         snapshots: scale factors in (a_start, a_stop] at which the state is also returned;
             they are added to the step boundaries (stored sorted, without duplicates).
@@ -60,7 +61,7 @@ class SimConfig:
     lpt_order: int = static_field(2)
     gradient_kernel: str = static_field("fd")
     cic_deconvolve: bool = static_field(False)
-    chunk_size: int = static_field(2**20)
+    chunk_size: int | None = static_field(None)
     dtype: str = static_field("float32")
     snapshots: tuple[float, ...] = static_field(())
     gradient: str = static_field("adjoint")
@@ -122,10 +123,11 @@ class SimConfig:
             f"must be one of {GRADIENT_KERNELS}",
         )
         _require(
-            isinstance(self.chunk_size, int | np.integer) and self.chunk_size >= 1,
+            self.chunk_size is None
+            or (isinstance(self.chunk_size, int | np.integer) and self.chunk_size >= 1),
             "chunk_size",
             self.chunk_size,
-            "must be an integer >= 1",
+            "must be None or an integer >= 1",
         )
         _require(self.dtype in DTYPES, "dtype", self.dtype, f"must be one of {DTYPES}")
         _require(

@@ -142,7 +142,7 @@ def paint(
     mesh: Mesh,
     halo: int,
     weights: Array | None = None,
-    chunk_size: int = 2**20,
+    chunk_size: int | None = None,
 ) -> Array:
     """CIC-assign slab-sharded particles to a slab-sharded periodic mesh.
 
@@ -154,7 +154,8 @@ def paint(
         halo: planes (cells) painted beyond each side of a slab; see ``check_halo`` and
             ``required_halo``.
         weights: ``None`` (unit mass), ``(N,)`` or ``(N, C)``, sharded like ``pos``.
-        chunk_size: particles per chunk on each device.
+        chunk_size: particles per chunk on each device (``None``: the backend's default,
+            ``simulator.cic.chunk_particles``).
 
     Returns:
         Mesh ``(n, n, n)`` (or ``(n, n, n, C)``) sharded along axis 0, equal to
@@ -169,7 +170,9 @@ def paint(
     return out[..., 0] if scalar else out
 
 
-def readout(field: Array, pos: Array, mesh: Mesh, halo: int, chunk_size: int = 2**20) -> Array:
+def readout(
+    field: Array, pos: Array, mesh: Mesh, halo: int, chunk_size: int | None = None
+) -> Array:
     """CIC-interpolate a slab-sharded periodic mesh at slab-sharded particle positions.
 
     Args:
