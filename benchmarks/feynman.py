@@ -10,18 +10,39 @@ runs ``discovery.discover`` and judges the selected law (:mod:`discovery.feynman
 
 Run without arguments it uses the whole pipeline on ``benchmarks/data/feynman_dev.csv``
 at 60 s per problem. The last line reads
-``recovered=K/N clean=C/N r2_0999=M/N budget_s=T backend=NAME``.
+``recovered=K/N clean=C/N r2_0999=M/N budget_s=T backend=NAME``. ``--only NAME,NAME``
+runs some equations (with the data seeds of the full run) and ``--out FILE.jsonl``
+writes one JSON record per equation (truth, law, verdicts, seconds, front, stage
+timings, what the budget cut short) to study the failures.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
+from cosmolaw.io import write_text
 from discovery import feynman
 
 DATA = Path(__file__).parent / "data" / "feynman_dev.csv"
+
+
+def _record(out: feynman.Outcome) -> dict:
+    """One JSON line of the per-equation record."""
+    return {
+        "name": out.problem.name,
+        "truth": str(out.problem.truth),
+        "law": str(out.law.expression),
+        "recovered": bool(out.recovered),
+        "clean": bool(out.clean),
+        "r2": float(out.r2),
+        "seconds": round(out.seconds, 2),
+        "front": [[c.complexity, c.loss, str(c.expression)] for c in out.front.candidates],
+        "timings": {k: round(v, 2) for k, v in out.front.timings.items()},
+        "truncated": list(out.front.truncated),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,15 +52,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-s", type=float, default=60.0, help="search seconds per problem")
     parser.add_argument("--noise", type=float, default=0.0, help="noise std in units of rms(y)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N equations")
+    parser.add_argument("--only", default="all", help="comma-separated equation names (Filename)")
+    parser.add_argument("--out", default=None, help="JSON-lines file, one record per equation")
     parser.add_argument("--rows", type=int, default=500, help="training rows per problem")
     parser.add_argument("--criterion", default="mdl", help="accuracy, score, best or mdl")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.noise < 0:
         raise SystemExit(f"--noise={args.noise}: must be >= 0")
-    problems = feynman.load(Path(args.csv))[: args.limit]
+    problems = feynman.load(Path(args.csv))
+    seeds = {p.name: args.seed + k for k, p in enumerate(problems)}  # as in the full run
+    only = "all" if args.only == "all" else [n.strip() for n in args.only.split(",")]
+    problems = feynman.select(problems, only)[: args.limit]
     recovered = clean = good_fit = 0
-    for k, problem in enumerate(problems):
+    records: list[str] = []
+    for problem in problems:
         out = feynman.solve(
             problem,
             rows=args.rows,
@@ -48,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             backend=args.backend,
             criterion=args.criterion,
             seed=args.seed,
-            data_seed=args.seed + k,
+            data_seed=seeds[problem.name],
         )
         recovered += out.recovered
         clean += out.clean
@@ -59,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
             f"r2={out.r2:.6f} t={out.seconds:.0f}s{cut} law={out.law.expression}",
             flush=True,
         )
+        if args.out:  # rewritten whole after each equation, so a partial run is readable
+            records.append(json.dumps(_record(out)))
+            write_text(args.out, "\n".join(records) + "\n")
     n = len(problems)
     print(
         f"recovered={recovered}/{n} clean={clean}/{n} r2_0999={good_fit}/{n} "

@@ -9,7 +9,8 @@ that agree numerically on probe rows are merged. With units, subtrees that add u
 quantities or feed a dimensional argument to a transcendental function are dropped too.
 Every survivor ``g`` is then fitted as ``s * g`` (the scale ``s`` projected out in closed
 form) by :func:`discovery.fit.fit_nodes`, so that below the bound no law, nor any
-multiple of one, is missed.
+multiple of one, is missed. :func:`affine_search` covers the laws ``a + b h`` with ``h``
+free of constants by one closed-form regression per tree, without nonlinear fits.
 """
 
 from __future__ import annotations
@@ -187,6 +188,13 @@ def _absorbed(op: str, a: P.Node, b: P.Node) -> bool:
     )
 
 
+def _scaled(node: P.Node) -> bool:
+    """Whether a tree is ``c * g`` or ``g / c``, which the fitted scale makes redundant."""
+    return (node[0] == "mul" and _root_has_const(node, {"mul"})) or (
+        node[0] == "div" and node[2][0] == "c"
+    )
+
+
 def number_constants(node: P.Node, start: int = 0) -> tuple[P.Node, int]:
     """Number the anonymous constants ``("c",)`` in pre-order; returns (node, next index)."""
     if node[0] == "c":
@@ -246,12 +254,11 @@ def search(
         var_dims=var_dims,
         deadline=deadline,
     )
-    scale_ops = {"mul", "div"}
     chosen = [
         it
         for it in items
         if it.node[0] != "c"
-        and not _root_has_const(it.node, scale_ops)
+        and not _scaled(it.node)
         and (target_dims is None or var_dims is None or it.dims == target_dims)
     ]
     nodes, shapes = [], set()
@@ -263,7 +270,10 @@ def search(
             if key in shapes:
                 continue
             shapes.add(key)
-        nodes.append(number_constants(it.node)[0])
+        node = it.node
+        if node[0] == "div" and node[1][0] == "c":  # c / g is s / g: the scale fits c
+            node = ("div", ("lit", 1.0), node[2])
+        nodes.append(number_constants(node)[0])
     from discovery.fit import fit_nodes
 
     fits = fit_nodes(
@@ -285,6 +295,68 @@ def search(
         n_enumerated=len(items),
         n_fitted=len(nodes),
     )
+
+
+def _lines(H: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares lines ``t = a + b * h`` for every row ``h`` of ``H`` ``(m, n)``:
+    ``(a, b, mse)``, each ``(m,)``; ``mse`` is ``inf`` for non-finite or constant rows."""
+    with np.errstate(all="ignore"):
+        mean = H.mean(axis=1)
+        hc = H - mean[:, None]
+        var = np.mean(hc * hc, axis=1)
+        usable = np.isfinite(var) & (var > 1e-300)
+        tc = t - t.mean()
+        b = np.where(usable, hc @ tc / len(t) / np.where(usable, var, 1.0), 0.0)
+        mse = np.maximum(np.mean(tc * tc) - b * b * var, 0.0)
+        a = t.mean() - b * mean
+    return a, b, np.where(usable & np.isfinite(mse), mse, np.inf)
+
+
+def affine_search(
+    X: np.ndarray,
+    targets: Sequence[np.ndarray],
+    operators: Sequence[str],
+    max_complexity: int,
+    *,
+    scales: Sequence[float] = (1.0,),
+    keep: int = 3,
+    deadline: float | None = None,
+) -> list[list[tuple[P.Node, float, float, float, float]]]:
+    """Best affine laws ``t = a + b * h(k X)`` over every constant-free tree ``h``.
+
+    ``h`` ranges over the distinct trees of at most ``max_complexity`` nodes without
+    constants and ``k`` over ``scales`` (a grid for the one constant inside ``h``; the
+    refit polishes it), evaluated on all rows of ``X`` ``(n, d)``; ``a`` and ``b`` are the
+    closed-form least-squares line for each target ``t`` ``(n,)``, so thousands of trees
+    cost one vectorised regression instead of nonlinear fits. Returns, per target, the
+    ``keep`` best ``(node, k, a, b, mse)`` by mean squared error. Past ``deadline`` the
+    enumeration stops growing the trees, but trees of up to 3 nodes are always tried.
+    """
+    n, ks = len(X), np.asarray(scales, float)
+    probe = (ks[:, None, None] * X[None]).reshape(-1, X.shape[1])
+    small = enumerate_trees(X.shape[1], operators, min(max_complexity, 3), probe, max_consts=0)
+    items = small
+    if max_complexity > 3:
+        items = enumerate_trees(
+            X.shape[1], operators, max_complexity, probe, max_consts=0, deadline=deadline
+        )
+        items = items if len(items) > len(small) else small
+    trees = [it for it in items if it.node[0] != "c" and np.all(np.isfinite(it.fp))]
+    if not trees:
+        return [[] for _ in targets]
+    H = np.stack([it.fp for it in trees]).reshape(len(trees) * len(ks), n)
+    out = []
+    for t in targets:
+        a, b, mse = _lines(H, t)
+        best = np.argsort(mse)[:keep]
+        out.append(
+            [
+                (trees[i // len(ks)].node, float(ks[i % len(ks)]), float(a[i]), float(b[i]), m)
+                for i, m in zip(best, mse[best].tolist(), strict=True)
+                if np.isfinite(m)
+            ]
+        )
+    return out
 
 
 def warm_up(X: np.ndarray, y: np.ndarray, operators: Sequence[str], *, fit_rows: int = 256) -> None:

@@ -31,6 +31,8 @@ _BASES = (
     1 / sp.sqrt(2),
     sp.pi**2,
     1 / sp.pi**2,
+    sp.sqrt(2 * sp.pi),
+    1 / sp.sqrt(2 * sp.pi),
 )
 
 
@@ -47,6 +49,19 @@ def snap_values(value: float, max_denominator: int = 20, rel: float = 0.05) -> l
         if abs(float(candidate) - value) <= rel * abs(value) and candidate not in out:
             out.append(candidate)
     return sorted(out, key=lambda e: (sp.count_ops(e), abs(float(sp.fraction(e)[1]))))
+
+
+def merge_constants(expr: sp.Expr) -> sp.Expr:
+    """Pull numeric factors out of sums and products (``sympy.factor_terms``), so that
+    ``0.42*x*(2.38*a - 2.38*b)`` becomes one constant times ``(a - b)``; unchanged when
+    that is not shorter or the law is too large for symbolic work."""
+    if sp.count_ops(expr) > _SYMBOLIC_OPS:
+        return expr
+    try:
+        out = sp.factor_terms(expr)
+    except (TypeError, ValueError, RecursionError):
+        return expr
+    return out if len(out.atoms(sp.Float)) < len(expr.atoms(sp.Float)) else expr
 
 
 def tidy(expr: sp.Expr) -> sp.Expr:

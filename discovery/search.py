@@ -3,11 +3,17 @@
 The ``auto`` pipeline spends the budget where laws are found, not fits:
 
 1. power-law reduction (:mod:`discovery.reduce`): split ``y = prod x_i**a_i * g(x_S)``
-   so the search sees only the variables ``S`` of the unknown factor ``g``;
-2. exhaustive enumeration (:mod:`discovery.exhaustive`) of every distinct small
+   so the search sees only the variables ``S`` of the unknown factor ``g``, or only one
+   monomial input ``u = prod x_j**(+-1)`` of which ``g`` is a function;
+2. the affine stage: ``T(g) = a + b h`` solved in closed form for every small
+   constant-free tree ``h`` and the transforms ``T`` of :data:`_TRANSFORMS` (with one
+   input, also ``h(k u)`` on a grid of ``k`` and ``g u**p``), on the reduced problem
+   (or on the full one when there is none);
+3. exhaustive enumeration (:mod:`discovery.exhaustive`) of every distinct small
    expression, on the reduced problem and on the full one, complete below its bound;
-3. Operon (:mod:`discovery.operon_backend`) with the remaining time, for larger laws;
-4. shared post-processing of every candidate from any backend: refit of the constants
+4. Operon (:mod:`discovery.operon_backend`) with the remaining time, for larger laws;
+5. shared post-processing of every candidate from any backend: merging of products of
+   fitted constants, refit of the constants
    on all rows (Levenberg-Marquardt on the law compiled to NumPy, :func:`fit.refit`),
    snapping of constants to exact numbers while the description length drops,
    simplification, and the dimensional-analysis filter when units are given; the
@@ -38,6 +44,8 @@ from discovery.operators import parse_operators
 from discovery.reduce import power_law_reduction
 
 BACKENDS = ("auto", "operon", "pysr", "exhaustive")
+#: Laws snapped, by description length, before the final ranking (plus the most accurate).
+SNAP_BEST = 4
 
 
 def _validate(X, y, variables, max_complexity, budget_s, backend, target):
@@ -81,8 +89,9 @@ def _validate(X, y, variables, max_complexity, budget_s, backend, target):
 
 
 def _exhaustive_bound(n_vars: int) -> int:
-    """Enumeration bound (nodes, scale not counted) that fits a few seconds on 2 cores."""
-    return {1: 6, 2: 5, 3: 5}.get(n_vars, 4)
+    """Enumeration bound (nodes, scale not counted) that a search completes on 2 cores
+    within the share of a one-minute budget (a few thousand trees)."""
+    return {1: 5, 2: 5}.get(n_vars, 4)
 
 
 def _exhaustive_candidates(
@@ -126,6 +135,70 @@ def _exhaustive_candidates(
         out.append(sp.Float(scale, 15) * programs.to_sympy(res.nodes[i], symbols, params))
     best = float(np.min(res.mse, initial=np.inf)) / max(float(np.mean(y**2)), 1e-300)
     return out, best
+
+
+#: Transformed targets ``T(z)`` for small exhaustive searches, and the law ``z = T^-1(e)``
+#: (``sign`` is that of ``z``): the law is often simpler on one of them, as in
+#: ``z = 1/sqrt(1 - u**2)``, which is ``1/z**2 = 1 - u**2``.
+_TRANSFORMS = {
+    "inverse": (lambda z: 1 / z, lambda e, sign: 1 / e),
+    "square": (lambda z: z**2, lambda e, sign: sign * sp.sqrt(e)),
+    "inverse square": (lambda z: 1 / z**2, lambda e, sign: sign / sp.sqrt(e)),
+    "log": (lambda z: np.log(np.abs(z)), lambda e, sign: sign * sp.exp(e)),
+}
+
+
+def _affine_candidates(Z, z, syms, ops, deadline) -> list[sp.Expr]:
+    """Laws ``z = T^-1(a + b h(Z))`` for constant-free trees ``h`` and each transform ``T``.
+
+    :func:`exhaustive.affine_search` fits the line in closed form on the identity and on
+    each target of :data:`_TRANSFORMS` (those needing one sign only when ``z`` has one);
+    ``Z`` has shape ``(n, m)``, ``z`` ``(n,)``. With one input ``u``, small trees of a
+    scaled input ``h(k u)`` are tried too, on the targets ``z u**p`` for ``|p| <= 2``:
+    ``u/(exp(k u) - 1)`` is ``1/(z/u) = -1 + exp(k u)``.
+    """
+    one_sign = bool(np.all(z > 0) or np.all(z < 0))
+    sign = 1 if z[0] > 0 else -1
+    transforms = {"identity": (lambda v: v, lambda e, s: e)}
+    transforms |= {k: v for k, v in _TRANSFORMS.items() if one_sign or k == "inverse"}
+    # (power p, tree size, scales k, laws kept per target); trees of 3 nodes always run
+    runs = [(0, _affine_bound(Z.shape[1]), (1.0,), 3)]
+    if Z.shape[1] == 1 and np.all(Z > 0):
+        runs += [(p, 3, tuple(np.geomspace(0.01, 100, 61)), 1) for p in (0, -1, 1, -2, 2)]
+    out = []
+    start, slot = time.monotonic(), max(deadline - time.monotonic(), 0) / len(runs)
+    for r, (power, bound, scales, keep) in enumerate(runs):
+        with np.errstate(all="ignore"):
+            zp = z * Z[:, 0] ** power if power else z
+            targets = [(forward(zp), inverse) for forward, inverse in transforms.values()]
+        targets = [(t, inv) for t, inv in targets if np.all(np.isfinite(t))]
+        results = exhaustive.affine_search(
+            Z,
+            [t for t, _ in targets],
+            ops,
+            bound,
+            scales=scales,
+            keep=keep,
+            deadline=start + (r + 1) * slot,
+        )
+        for (t, inverse), best in zip(targets, results, strict=True):
+            for node, k, a, b, mse in best:
+                if power and mse > 1e-3 * float(np.var(t)):  # scaled trees: near-exact only
+                    continue
+                inputs = [sym * sp.Float(k, 15) if k != 1 else sym for sym in syms]
+                law = inverse(
+                    sp.Float(a, 15) + sp.Float(b, 15) * programs.to_sympy(node, inputs, []), sign
+                )
+                if power:
+                    out.append(law * syms[0] ** -power)
+                else:  # cancel the fractions that larger trees leave (not past the deadline)
+                    out.append(postprocess.tidy(law) if time.monotonic() < deadline else law)
+    return out
+
+
+def _affine_bound(n_vars: int) -> int:
+    """Size of the constant-free trees of the affine stage (about a second of enumeration)."""
+    return {1: 5, 2: 5}.get(n_vars, 4)
 
 
 def discover(
@@ -272,31 +345,40 @@ def _pipeline(
     clock.stage("power-law reduction")
     red = power_law_reduction(X, y)
     factor = sp.Integer(1)
+    reduced = red is not None and bool(red.subset or red.monomial)
     if red is not None:
         factor = sp.Mul(*[symbols[i] ** _exact_or_float(a) for i, a in red.exponents.items()])
-        z = y / np.prod([X[:, i] ** float(a) for i, a in red.exponents.items()], axis=0)
-        sub = list(red.subset)
-        if not sub:
-            out.append(sp.Float(float(np.mean(z)), 15) * factor)
+        z = y / red.factor(X)
+        Z, zsyms = red.inputs(X), red.input_symbols(symbols)
+        if not reduced:  # a power law: its constant, and the exact numbers near it
+            scale = float(np.sum(z * red.factor(X) ** 2) / np.sum(red.factor(X) ** 2))
+            out += [
+                c * factor for c in [sp.Float(scale, 15), *postprocess.snap_values(scale, rel=0.02)]
+            ]
             best = red.rms**2
         else:
+            clock.stage("affine (reduced)")
+            share = time.monotonic() + 0.2 * clock.left(deadline)
+            out += [e * factor for e in _affine_candidates(Z, z, zsyms, ops, share)]
             clock.stage("exhaustive (reduced)")
-            sub_dims = [var_dims[i] for i in sub] if var_dims is not None else None
+            sub_dims = red.input_dims(var_dims) if var_dims is not None else None
             sub_target = None
             if sub_dims is not None and target_dims is not None:
                 fdims = unitlib.expression_dims(factor, dict(zip(symbols, var_dims, strict=True)))
                 sub_target = tuple(t - f for t, f in zip(target_dims, fdims, strict=True))
             share = time.monotonic() + 0.4 * clock.left(deadline)
-            syms = [symbols[i] for i in sub]
-            bound = _exhaustive_bound(len(sub))
+            bound = _exhaustive_bound(Z.shape[1])
             g, best = _exhaustive_candidates(
-                X[:, sub], z, syms, ops, bound, sub_dims, sub_target, seed, share, clock
+                Z, z, zsyms, ops, bound, sub_dims, sub_target, seed, share, clock
             )
             out += [e * factor for e in g]
+    if best > exact and not reduced:
+        clock.stage("affine")
+        share = time.monotonic() + 0.1 * clock.left(deadline)
+        out += _affine_candidates(X, y, symbols, ops, share)
     if best > exact:
         clock.stage("exhaustive")
-        ran_reduced = red is not None and bool(red.subset)
-        share = time.monotonic() + (0.3 if ran_reduced else 0.5) * clock.left(deadline)
+        share = time.monotonic() + (0.3 if reduced else 0.5) * clock.left(deadline)
         g, rel = _exhaustive_candidates(
             X, y, symbols, ops, _exhaustive_bound(d), var_dims, target_dims, seed, share, clock
         )
@@ -304,14 +386,9 @@ def _pipeline(
         best = min(best, rel)
     if best <= exact:
         return out
-    if red is not None and red.subset:
-        sub = list(red.subset)
-        z = y / np.prod([X[:, i] ** float(a) for i, a in red.exponents.items()], axis=0)
+    if reduced:
         half = time.monotonic() + 0.5 * clock.left(deadline)
-        g = _operon(
-            X[:, sub], z, [symbols[i] for i in sub], ops, max_complexity, seed, clock,
-            "operon (reduced)", half,
-        )  # fmt: skip
+        g = _operon(Z, z, zsyms, ops, max_complexity, seed, clock, "operon (reduced)", half)
         out += [e * factor for e in g]
     out += _operon(X, y, symbols, ops, max_complexity, seed, clock, "operon", deadline)
     return out
@@ -326,7 +403,7 @@ def _postprocess(
     what remains after it; what does not fit is recorded with ``clock.cut``.
     """
     n = len(y)
-    unique = list(dict.fromkeys(raw))
+    unique = list(dict.fromkeys(postprocess.merge_constants(e) for e in raw))
     clock.stage("refit")
     end = clock.post_end()
     refit_end = time.monotonic() + 0.6 * clock.left(end)
@@ -356,8 +433,9 @@ def _postprocess(
     clock.stage("snapping")
     scored = sorted(((stats(e, f), e, f) for e, f in fitted), key=lambda t: t[0])
     # snap the most promising laws: the best by description length and the most accurate
+    # (with noise, several forms fit within it; only snapped can the exact one win)
     by_loss = sorted(scored, key=lambda t: t[2].mse)[:1]
-    todo = list(dict.fromkeys([t[1] for t in scored[:2]] + [t[1] for t in by_loss]))
+    todo = list(dict.fromkeys([t[1] for t in scored[:SNAP_BEST]] + [t[1] for t in by_loss]))
     results = {e: (f, dl) for dl, e, f in scored}
     snap_end = time.monotonic() + 0.75 * max(clock.left(end), 0)
     for k, expr in enumerate(todo):
@@ -380,9 +458,16 @@ def _postprocess(
     if not any(ok.values()):
         print("discover: no candidate has the target's units; keeping them all", file=sys.stderr)
         ok = dict.fromkeys(ok, True)
+    # per complexity only the shortest description competes: the front keeps the most
+    # accurate law of each complexity, which would otherwise be a fitted twin (0.0796)
+    # of an exact law (1/(4 pi)) that the noise cannot tell apart
+    shortest: dict[int, float] = {}
+    for expr, (_, dl) in results.items():
+        if ok[expr]:
+            shortest[complexity(expr)] = min(dl, shortest.get(complexity(expr), np.inf))
     cands = []
     for expr, (fitres, dl) in results.items():
-        if not ok[expr]:
+        if not ok[expr] or dl > shortest[complexity(expr)]:
             continue
         errs = fit.stderr(fitres, n)
         values = [float(f) for f in sorted(expr.atoms(sp.Float), key=sp.default_sort_key)]
