@@ -13,13 +13,17 @@ at 60 s per problem. The last line reads
 ``recovered=K/N clean=C/N r2_0999=M/N budget_s=T backend=NAME``. ``--only NAME,NAME``
 runs some equations (with the data seeds of the full run) and ``--out FILE.jsonl``
 writes one JSON record per equation (truth, law, verdicts, seconds, front, stage
-timings, what the budget cut short) to study the failures.
+timings, what the budget cut short) to study the failures. An equation that runs past
+``--stall-s`` (default ``max(120, 3 x budget)``; sympy simplification can stall) counts
+as not recovered, and the Python stack at that moment is printed on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -45,6 +49,30 @@ def _record(out: feynman.Outcome) -> dict:
     }
 
 
+class Stalled(Exception):
+    """An equation ran past its ``--stall-s`` limit."""
+
+
+def _stall(signum, frame):
+    raise Stalled
+
+
+def solve_with_limit(problem: feynman.Problem, limit_s: float, **options) -> feynman.Outcome | None:
+    """``feynman.solve`` stopped after ``limit_s`` wall seconds (``None`` then); the stack
+    is dumped on stderr when the limit passes, to show where the time went."""
+    previous = signal.signal(signal.SIGALRM, _stall)
+    faulthandler.dump_traceback_later(limit_s, exit=False)
+    signal.setitimer(signal.ITIMER_REAL, limit_s + 1.0)
+    try:
+        return feynman.solve(problem, **options)
+    except Stalled:
+        return None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0.0)
+        faulthandler.cancel_dump_traceback_later()
+        signal.signal(signal.SIGALRM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", default=str(DATA), help="equations in AI Feynman format")
@@ -57,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=500, help="training rows per problem")
     parser.add_argument("--criterion", default="mdl", help="accuracy, score, best or mdl")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--stall-s", type=float, default=None, help="per-equation limit (max(120, 3 x budget))"
+    )
     args = parser.parse_args(argv)
     if args.noise < 0:
         raise SystemExit(f"--noise={args.noise}: must be >= 0")
@@ -66,9 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     problems = feynman.select(problems, only)[: args.limit]
     recovered = clean = good_fit = 0
     records: list[str] = []
+    limit_s = args.stall_s or max(120.0, 3.0 * args.budget_s)
     for problem in problems:
-        out = feynman.solve(
+        out = solve_with_limit(
             problem,
+            limit_s,
             rows=args.rows,
             noise=args.noise,
             budget_s=args.budget_s,
@@ -77,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             data_seed=seeds[problem.name],
         )
+        if out is None:
+            print(f"{problem.name:>10} rec=0 clean=0 stalled after {limit_s:.0f}s", flush=True)
+            records.append(json.dumps({"name": problem.name, "stalled_s": limit_s}))
+            continue
         recovered += out.recovered
         clean += out.clean
         good_fit += out.r2 > 0.999
