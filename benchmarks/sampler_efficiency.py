@@ -7,14 +7,19 @@ the truth). In one process, with the same number of chains and steps:
 - ``nuts``: BlackJAX NUTS with its default window adaptation, in the raw ``s`` coordinates;
 - ``mclmc``: BlackJAX MCLMC tuned by ``mclmc_find_L_and_step_size`` with its defaults
   (diagonal preconditioning included), raw coordinates;
-- ``cosmolaw``: cosmolaw's best configuration, MCLMC in the latent space preconditioned by the
-  prior + data Fisher diagonal in Fourier space, started next to the MAP (``--sampler``
-  selects another cosmolaw sampler).
+- ``cosmolaw``: cosmolaw's best configuration measured so far, MCLMC in the latent space
+  preconditioned by the prior + data Fisher diagonal in Fourier space, started next to the MAP
+  (``cosmolaw infer --sampler mclmc --mass-matrix fisher``). ``--sampler`` and
+  ``--mass-matrix`` select another configuration, e.g. the exact kernel ``quarter_hmc``
+  (HMC with quarter-period trajectories) with ``--mass-matrix adapted`` (observed Hessian at a
+  typical point, rescaled per k-shell by a pilot run whose gradients count as warm-up).
 
 For each: bulk ESS per 1000 gradient evaluations (sampling phase, all chains) of the P(k)
-amplitudes of the three lowest-k bins of ``s`` and of 20 random Fourier modes, and split-Rhat.
-Last line: ``ess_ratio_pk_vs_nuts=... ess_ratio_pk_vs_mclmc=... ess_ratio_modes_vs_mclmc=...
-rhat_max=...`` (ratios cosmolaw / peer, of the means over the quantities; rhat_max is
+amplitudes of the three lowest-k bins of ``s`` and of 20 random Fourier modes, and split-Rhat;
+warm-up gradients (cosmolaw's include its pilot run; the MAP search and the preconditioner's
+Hessian-vector products are listed apart) are printed beside. Last line:
+``ess_ratio_pk_vs_nuts=... ess_ratio_pk_vs_mclmc=... ess_ratio_modes_vs_mclmc=... rhat_max=...``
+(ratios cosmolaw / peer, of the means over the quantities; rhat_max is
 cosmolaw's).
 """
 
@@ -29,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from inference.diagnostics import ess_bulk, split_rhat
-from inference.driver import RunConfig, prepare
+from inference.driver import MASS_MATRICES, RunConfig, adapt_mass_matrix, prepare
 from inference.fields import power_in_shells, shell_index
 from inference.models import counts_posterior, mock_counts
 from inference.precondition import latent_logdensity
@@ -66,24 +71,26 @@ def observables(posterior, mode_index: np.ndarray):
 
 
 def run_chains(warmup, step, to_s, observe, starts, keys, num_warmup, num_samples):
-    """Warm up and sample every chain (vmapped); return observables and sampling gradients."""
+    """Warm up and sample every chain (vmapped); return observables, sampling gradients,
+    seconds and warm-up gradients."""
 
     @jax.jit
     def one(start, key):
         key_warm, key_run = jax.random.split(key)
-        state, tuning, _ = warmup(key_warm, start, num_warmup)
+        state, tuning, warm_grads = warmup(key_warm, start, num_warmup)
 
         def body(state, k):
             state, grads = step(k, state, tuning)
             return state, (observe(to_s(state)), grads)
 
         _, (obs, grads) = jax.lax.scan(body, state, jax.random.split(key_run, num_samples))
-        return obs, jnp.sum(grads)
+        return obs, jnp.sum(grads), warm_grads
 
     t0 = time.perf_counter()
-    (pk, modes), grads = jax.vmap(one)(starts, keys)
+    (pk, modes), grads, warm_grads = jax.vmap(one)(starts, keys)
     jax.block_until_ready(pk)
-    return np.asarray(pk), np.asarray(modes), float(np.sum(grads)), time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    return np.asarray(pk), np.asarray(modes), float(np.sum(grads)), seconds, warm_grads
 
 
 def nuts_peer(logdensity):
@@ -93,10 +100,12 @@ def nuts_peer(logdensity):
         adapt = blackjax.window_adaptation(
             blackjax.nuts,
             logdensity,
-            adaptation_info_fn=blackjax.adaptation.base.get_filter_adapt_info_fn(),
+            adaptation_info_fn=blackjax.adaptation.base.get_filter_adapt_info_fn(
+                info_keys={"num_integration_steps"}
+            ),
         )
-        (state, params), _ = adapt.run(key, position, n)
-        return state, params, 0
+        (state, params), info = adapt.run(key, position, n)
+        return state, params, jnp.sum(info.info.num_integration_steps)
 
     def step(key, state, params):
         state, info = kernel(key, state, logdensity, **params)
@@ -112,10 +121,10 @@ def mclmc_peer(logdensity, num_steps):
     def warmup(key, position, n):
         key_init, key_tune = jax.random.split(key)
         state = blackjax.mclmc.init(position, logdensity, key_init)
-        state, params, _ = blackjax.mclmc_find_L_and_step_size(
+        state, params, n_steps = blackjax.mclmc_find_L_and_step_size(
             kernel, num_steps, state, key_tune, logdensity_fn=logdensity
         )
-        return state, params, 0
+        return state, params, 2 * n_steps
 
     def step(key, state, params):
         state, _ = kernel(
@@ -126,7 +135,7 @@ def mclmc_peer(logdensity, num_steps):
     return warmup, step
 
 
-def summarize(name, pk, modes, grads, seconds):
+def summarize(name, pk, modes, grads, seconds, warm_grads, extra_warm=0.0):
     out = {}
     for label, x in (("pk", pk), ("modes", modes)):
         ess = ess_bulk(x)
@@ -135,7 +144,8 @@ def summarize(name, pk, modes, grads, seconds):
     print(
         f"{name:>9}: ESS/1000 grads P(k) {out['ess_pk']:8.2f}  modes {out['ess_modes']:8.2f}  "
         f"rhat P(k) {out['rhat_pk']:.4f} modes {out['rhat_modes']:.4f}  "
-        f"grads {grads:.0f}  {seconds:.1f} s"
+        f"grads {grads:.0f} (+ warm-up {float(np.sum(warm_grads)) + extra_warm:.0f})  "
+        f"{seconds:.1f} s"
     )
     return out
 
@@ -155,6 +165,7 @@ def main() -> None:
         help="NUTS window-adaptation steps (its trees are deep: capped to keep the run short)",
     )
     parser.add_argument("--sampler", default="mclmc", help="cosmolaw sampler")
+    parser.add_argument("--mass-matrix", default="fisher", choices=MASS_MATRICES)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -171,11 +182,23 @@ def main() -> None:
     print(f"posterior: {posterior.name}, {args.chains} chains")
     results = {}
 
-    config = RunConfig(sampler=args.sampler, num_chains=args.chains, seed=args.seed)
+    config = RunConfig(
+        sampler=args.sampler,
+        num_chains=args.chains,
+        num_warmup=args.warmup,
+        seed=args.seed,
+        mass_matrix=args.mass_matrix,
+    )
     precond, _, starts = prepare(posterior, config, jax.random.PRNGKey(args.seed + 3))
+    key_pilot = jax.random.PRNGKey(args.seed + 4)
+    precond, starts, pilot_grads = adapt_mass_matrix(posterior, config, precond, starts, key_pilot)
+    print(
+        f"cosmolaw set-up: MAP {config.map_steps} L-BFGS iterations, preconditioner "
+        f"{config.fisher_probes} probes, pilot {int(np.sum(pilot_grads))} gradients"
+    )
     sampler = make_sampler(args.sampler, latent_logdensity(posterior, precond))
     results["cosmolaw"] = summarize(
-        f"cosmolaw/{args.sampler}",
+        f"cosmolaw/{args.sampler}/{args.mass_matrix}",
         *run_chains(
             sampler.warmup,
             lambda k, s, t: (lambda out: (out[0], out[1].num_grads))(sampler.step(k, s, t)),
@@ -186,6 +209,7 @@ def main() -> None:
             args.warmup,
             args.samples,
         ),
+        extra_warm=float(np.sum(pilot_grads)),
     )
     warmup, step = mclmc_peer(logdensity, args.samples)
     results["mclmc"] = summarize(

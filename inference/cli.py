@@ -35,6 +35,7 @@ MODEL_OPTIONS = ("data", "model", "steps", "bias_prior", "fix_bias", "sample_cos
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``infer`` sub-command to the ``cosmolaw`` parser."""
+    from inference.driver import MASS_MATRICES
     from inference.samplers import BLOCKS, SAMPLERS
 
     p = subparsers.add_parser(
@@ -61,7 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--thin", type=int, default=10, help="store the fields every THIN steps")
     p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--mass-matrix", choices=("fisher", "prior"), default="fisher")
+    p.add_argument(
+        "--mass-matrix",
+        choices=MASS_MATRICES,
+        default="fisher",
+        help="fisher: prior + expected data Fisher information; hessian: observed curvature "
+        "near the MAP; adapted: hessian rescaled per k-shell by a pilot run; prior: identity",
+    )
     p.add_argument("--init", choices=("map", "prior"), default="map", help="chain starts")
     p.add_argument("--map-steps", type=int, default=50, help="L-BFGS iterations for the MAP")
     p.add_argument(

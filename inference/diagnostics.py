@@ -16,7 +16,15 @@ import numpy as np
 from scipy import stats
 
 #: Quantities of a per-step info record that are summarised.
-INFO_FIELDS = ("acceptance", "energy_error", "num_grads", "divergent", "tree_depth", "step_size")
+INFO_FIELDS = (
+    "acceptance",
+    "energy_error",
+    "num_grads",
+    "divergent",
+    "tree_depth",
+    "step_size",
+    "scalar_acceptance",
+)
 
 
 def _check_draws(draws: np.ndarray, name: str) -> np.ndarray:

@@ -29,13 +29,15 @@ from inference.posterior import FieldPosterior, Params
 from inference.precondition import (
     Preconditioner,
     fisher_preconditioner,
+    hessian_preconditioner,
     latent_logdensity,
     latent_scalar_conditional,
     prior_preconditioner,
+    rescale_shells,
 )
-from inference.samplers import BLOCKS, SAMPLERS, Sampler, make_sampler
+from inference.samplers import BLOCKS, SAMPLERS, Sampler, StepInfo, make_sampler
 
-MASS_MATRICES = ("fisher", "prior")
+MASS_MATRICES = ("fisher", "hessian", "adapted", "prior")
 INITS = ("map", "prior")
 FIELD_NAMES = ("s", "delta_L", "delta")
 
@@ -53,10 +55,14 @@ class RunConfig:
         thin: store the fields every ``thin`` steps (scalars and P(k) are stored every step).
         checkpoint_every: rewrite ``chain.h5`` after at least this many steps.
         seed: integer seed of every random choice.
-        mass_matrix: ``"fisher"`` (prior + data Fisher) or ``"prior"``.
+        mass_matrix: ``"fisher"`` (prior + expected data Fisher information), ``"hessian"``
+            (observed curvature at a typical point near the MAP, from Hessian-vector products),
+            ``"adapted"`` (``"hessian"`` rescaled per k-shell to the latent variance of a pilot
+            run of ``num_warmup`` warm-up and ``num_warmup`` sampling steps, see
+            :func:`adapt_mass_matrix`) or ``"prior"``.
         init: ``"map"`` (MAP plus a latent N(0, 1) draw per chain) or ``"prior"`` (prior draws).
         map_steps: L-BFGS iterations of the MAP search of the field.
-        fisher_probes: Hutchinson probes of the field Hessian.
+        fisher_probes: Hutchinson probes of the field Hessian (``fisher``, ``hessian``).
         blocks: ``"joint"`` (one sampler for all parameters) or ``"gibbs"`` (the field by
             ``sampler`` alternating with a random walk on the bias/cosmology/noise scalars).
     """
@@ -119,13 +125,21 @@ def prepare(
     """
     key_pre, key_pre2, key_init = jax.random.split(key, 3)
     params0 = posterior.initial_params()
-    precond = _preconditioner(posterior, config, params0, key_pre)
+    # The Hessian is taken at a typical point, never at s = 0 or at the MAP, where the
+    # particles sit near the mesh nodes and the CIC kernel's kinks make it meaningless.
+    curvature = config.mass_matrix in ("hessian", "adapted")
+    first = "fisher" if curvature else config.mass_matrix
+    precond = _preconditioner(posterior, first, config, params0, key_pre)
     # The field's MAP at the scalars' prior means: a joint MAP would trade the amplitude of
     # s against the bias (the mode of a high-dimensional posterior is not typical of it).
     x0 = precond.to_latent(params0)
     xs_map = _map_fn(posterior, config.map_steps)(precond, x0)
     map_params = precond.to_params({**x0, "s": xs_map})
-    precond = _preconditioner(posterior, config, map_params, key_pre2)
+    precond = _preconditioner(posterior, first, config, map_params, key_pre2)
+    if curvature:
+        latent = _add_normal(jax.random.fold_in(key_pre2, 1), precond.to_latent(map_params), 1.0)
+        typical = {**map_params, "s": precond.to_params(latent)["s"]}
+        precond = _preconditioner(posterior, "hessian", config, typical, key_pre2)
     center = precond.to_latent(map_params)
     keys = jax.random.split(key_init, config.num_chains)
     if config.init == "map":
@@ -135,10 +149,65 @@ def prepare(
     return precond, map_params, starts
 
 
-def _preconditioner(posterior, config, params, key) -> Preconditioner:
-    if config.mass_matrix == "prior":
+def adapt_mass_matrix(
+    posterior: FieldPosterior, config: RunConfig, precond: Preconditioner, starts: Params, key
+) -> tuple[Preconditioner, Params, jax.Array]:
+    """Pilot run for ``mass_matrix="adapted"``: rescale the field's preconditioner per k-shell.
+
+    Every chain is warmed up and then sampled for ``num_warmup`` steps each; the latent
+    variance of the field's Fourier modes over those samples, averaged over k-shells, rescales
+    ``w(k)`` (:func:`inference.precondition.rescale_shells`): a few thousand draws of a
+    handful of shell variances, where the curvature at one point (CIC kinks, non-Gaussianity)
+    is off by a factor of a few on the largest scales. Identity for other mass matrices.
+
+    Returns:
+        ``(preconditioner, starts, num_grads)``: the new preconditioner, the chains' last pilot
+        positions in its latent space, and the pilot's gradient evaluations per chain.
+    """
+    if config.mass_matrix != "adapted":
+        return precond, starts, jnp.zeros(config.num_chains, jnp.int32)
+    keys = jax.random.split(key, config.num_chains)
+    ends, power, grads = _pilot_fn(posterior, _kind(config), config.num_warmup)(
+        precond, keys, starts
+    )
+    new = rescale_shells(precond, jnp.mean(power, axis=0))
+    starts = jax.vmap(lambda x: new.to_latent(precond.to_params(x)))(ends)
+    return new, starts, grads
+
+
+@functools.cache
+def _pilot_fn(posterior: FieldPosterior, kind: tuple[str, str], num_steps: int) -> Callable:
+    """Compiled ``(precond, keys, starts) -> (ends, latent power, grads)`` over chains."""
+
+    def one(precond, key, position):
+        sampler = _sampler(posterior, kind, precond)
+        key_warm, key_run = jax.random.split(key)
+        state, tuning, grads = sampler.warmup(key_warm, position, num_steps)
+        n_cells = posterior.mesh**3
+
+        def body(carry, k):
+            state, total, square, grads = carry
+            state, info = sampler.step(k, state, tuning)
+            xk = jnp.fft.rfftn(sampler.position(state)["s"])
+            return (state, total + xk, square + jnp.abs(xk) ** 2, grads + info.num_grads), None
+
+        zero = jnp.zeros(precond.field_scale.shape, jnp.float32)
+        carry = (state, zero.astype(jnp.complex64), zero, grads)
+        (state, total, square, grads), _ = jax.lax.scan(
+            body, carry, jax.random.split(key_run, num_steps)
+        )
+        mean = total / num_steps
+        power = (square / num_steps - jnp.abs(mean) ** 2) / n_cells
+        return sampler.position(state), power, grads
+
+    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
+
+
+def _preconditioner(posterior, kind: str, config, params, key) -> Preconditioner:
+    if kind == "prior":
         return prior_preconditioner(posterior, params)
-    return fisher_preconditioner(posterior, params, key, num_probes=config.fisher_probes)
+    build = {"fisher": fisher_preconditioner, "hessian": hessian_preconditioner}
+    return build[kind](posterior, params, key, num_probes=config.fisher_probes)
 
 
 def _add_normal(key: jax.Array, tree: Any, scale: float) -> Any:
@@ -221,6 +290,9 @@ def _warmup_fn(posterior: FieldPosterior, kind: tuple[str, str], num_warmup: int
 def _chunk_fn(posterior: FieldPosterior, kind: tuple[str, str], length: int) -> Callable:
     """Compiled ``(precond, states, tunings, chain_keys, start) -> (states, records, fields)``."""
 
+    # The scalar block's acceptance exists only for Gibbs sweeps.
+    stored = [k for k in StepInfo._fields if k != "scalar_acceptance" or kind[1] == "gibbs"]
+
     def one_chain(precond, state, tuning, chain_key, start):
         sampler = _sampler(posterior, kind, precond)
 
@@ -231,7 +303,7 @@ def _chunk_fn(posterior: FieldPosterior, kind: tuple[str, str], length: int) -> 
                 "scalars": posterior.scalar_vector(params),
                 "logdensity": state.logdensity,
                 "pk_linear": _pk_linear(posterior, params),
-                **{f"info/{k}": v for k, v in info._asdict().items()},
+                **{f"info/{k}": v for k, v in info._asdict().items() if k in stored},
             }
             return state, record
 
@@ -343,9 +415,12 @@ def run_chains(
 
 def _start(posterior, config, keys, truth) -> ChainRun:
     precond, map_params, starts = prepare(posterior, config, keys["prepare"])
+    key_pilot = jax.random.fold_in(keys["prepare"], 1)
+    precond, starts, pilot_grads = adapt_mass_matrix(posterior, config, precond, starts, key_pilot)
     setup = _Setup(posterior, config, precond)
     warmup = _warmup_fn(posterior, _kind(config), config.num_warmup)
     states, tunings, warm_grads = warmup(precond, keys["warmup"], starts)
+    warm_grads = warm_grads + pilot_grads
     init_params = jax.vmap(precond.to_params)(starts)
     arrays: dict[str, np.ndarray] = {
         "k": bin_centres(posterior.mesh, posterior.box),
@@ -401,12 +476,14 @@ def _sample(run: ChainRun, chain_keys, path: Path, attrs: dict, target: int, pro
         records = run.advance(chain_keys)
         grads += int(np.sum(records["info/num_grads"]))
         bar.update(config.thin)
-        bar.set_postfix(
-            acc=f"{np.mean(records['info/acceptance']):.2f}",
-            eps=f"{np.mean(records['info/step_size']):.3g}",
-            dH=f"{np.mean(np.abs(records['info/energy_error'])):.3g}",
-            grads=grads,
-        )
+        postfix = {
+            "acc": f"{np.mean(records['info/acceptance']):.2f}",
+            "eps": f"{np.mean(records['info/step_size']):.3g}",
+            "dH": f"{np.mean(np.abs(records['info/energy_error'])):.3g}",
+        }
+        if "info/scalar_acceptance" in records:
+            postfix["acc_scalars"] = f"{np.mean(records['info/scalar_acceptance']):.2f}"
+        bar.set_postfix(**postfix, grads=grads)
         if run.steps_done - last_saved >= config.checkpoint_every or run.steps_done >= target:
             run.save(path, attrs)
             last_saved = run.steps_done

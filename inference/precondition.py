@@ -3,7 +3,9 @@
 For the field, ``A`` is diagonal in Fourier space, ``s = irfft(rfft(x_s) * w(k))``, i.e. HMC in
 whitened Fourier space with mass matrix ``w(k)^-2`` as BORG runs it. ``w = 1`` is the prior mass
 matrix (the prior of ``s`` is the identity). ``w = (1 + F(k))^-1/2`` uses prior + data Fisher
-(:func:`fisher_preconditioner`). Scalars get ``loc`` and a scale each.
+(:func:`fisher_preconditioner`) or the observed Hessian's Fourier diagonal
+(:func:`hessian_preconditioner`); :func:`rescale_shells` corrects ``w`` per k-shell from the
+latent variance of samples. Scalars get ``loc`` and a scale each.
 Because ``A`` is constant, the latent log density is the posterior one up to a constant.
 """
 
@@ -18,7 +20,7 @@ from jax import Array
 from jax.flatten_util import ravel_pytree
 
 from cosmolaw.pytree import pytree_dataclass
-from inference.fields import fourier_filter
+from inference.fields import fourier_filter, mode_multiplicity, shell_index
 from inference.posterior import SCALAR_GROUPS, FieldPosterior, Params
 from inference.samplers.gibbs import ScalarConditional
 
@@ -96,10 +98,50 @@ def fisher_preconditioner(
     Returns:
         ``Preconditioner`` with ``w(k) = h(k)^-1/2`` and scalar scales ``H_ii^-1/2``.
     """
+    return _curvature_preconditioner(posterior, params, key, "fisher", num_probes, eps)
+
+
+def hessian_preconditioner(
+    posterior: FieldPosterior,
+    params: Params,
+    key: Array,
+    num_probes: int = 8,
+    eps: float = 1e-2,
+) -> Preconditioner:
+    """Mass matrix from the observed curvature of ``-log p`` at ``params`` (e.g. the MAP).
+
+    Field: ``h(k) = 1 + I(|k|) |J(k)|^2``, the Fourier diagonal of the Hessian in ``s``, with
+    ``J(k)`` the impulse response of :func:`fisher_preconditioner` (it carries the anisotropy
+    of the mass assignment) and ``I(|k|)`` fitted per k-shell to Hutchinson estimates of the
+    Hessian's Fourier diagonal: for a real Gaussian probe ``z``,
+    ``D_k = Re(conj(z_k) (H z)_k) / |z_k|^2`` averages to ``H_kk`` (the other modes of ``z``
+    are independent of ``z_k``) and is exact for a Hessian diagonal in Fourier space. Hessian
+    vector products are central differences of the gradient, so they work through any
+    forward model. Unlike the expected Fisher information at the mean density, this sees the
+    data's actual curvature at the point (stiffer in underdense cells for Poisson counts)
+    and the response of the evolved, displaced field there. Scalars as in
+    :func:`fisher_preconditioner`.
+
+    Args:
+        posterior: the posterior.
+        params: point of the Hessian.
+        key: PRNG key of the Gaussian probes.
+        num_probes: probes (Hessian-vector products, two gradients each).
+        eps: finite-difference step (units of the prior std of ``s`` and of the scalars).
+
+    Returns:
+        ``Preconditioner`` with ``w(k) = h(k)^-1/2`` and scalar scales ``H_ii^-1/2``.
+    """
+    return _curvature_preconditioner(posterior, params, key, "hessian", num_probes, eps)
+
+
+def _curvature_preconditioner(posterior, params, key, kind, num_probes, eps) -> Preconditioner:
     if num_probes < 1:
         raise ValueError(f"num_probes={num_probes} is not allowed: need at least 1")
+    if not eps > 0:
+        raise ValueError(f"eps={eps} is not allowed: need a positive finite-difference step")
     prior = prior_preconditioner(posterior, params)
-    h, scalar_curv = _curvature_fn(posterior, num_probes, eps)(params, prior.scale, key)
+    h, scalar_curv = _curvature_fn(posterior, kind, num_probes, eps)(params, prior.scale, key)
     scale = jax.tree.map(
         lambda curv, prior_std: (1.0 / jnp.sqrt(jnp.maximum(curv, prior_std**-2))).astype(
             jnp.float32
@@ -110,35 +152,76 @@ def fisher_preconditioner(
     return Preconditioner((1.0 / jnp.sqrt(h)).astype(jnp.float32), prior.loc, scale)
 
 
+def _impulse_response(posterior: FieldPosterior, cosmo: dict, shape: tuple, eps: float) -> Array:
+    """``|J(k)|^2``: the final density's linear response to white-noise mode ``k`` at s = 0."""
+    impulse = jnp.zeros(shape, jnp.float32).at[0, 0, 0].set(eps)
+
+    def final(s):
+        return posterior.evolve(posterior.linear(s, cosmo), cosmo)
+
+    return jnp.abs(jnp.fft.rfftn((final(impulse) - final(-impulse)) / (2.0 * eps))) ** 2
+
+
+def _expected_information(posterior, params, key, num_probes, eps) -> Array:
+    """Mean over cells of the likelihood's curvature in ``delta`` at ``delta(s = 0)``."""
+    cosmo = params.get("cosmo", {})
+    bias, noise = params.get("bias", {}), params.get("noise", {})
+    shape = params["s"].shape
+    zero = jnp.zeros(shape, jnp.float32)
+    delta0 = posterior.evolve(posterior.linear(zero, cosmo), cosmo)
+
+    def loglik_grad(delta):
+        fields = {"delta_L": zero, "delta": delta}
+        return jax.grad(lambda d: posterior.loglik({**fields, "delta": d}, bias, noise))(delta)
+
+    def probe(z):
+        hz = -(loglik_grad(delta0 + eps * z) - loglik_grad(delta0 - eps * z)) / (2.0 * eps)
+        return jnp.mean(z * hz)
+
+    zs = jax.random.rademacher(key, (num_probes, *shape), jnp.float32)
+    return jnp.maximum(jnp.mean(jax.lax.map(probe, zs)), 0.0)
+
+
+def _observed_information(posterior, params, key, num_probes, eps, response) -> Array:
+    """Per-shell ``I(|k|)`` (rfft-shaped) such that ``H_kk - 1 ~ I |J(k)|^2`` at ``params``.
+
+    For each shell, ``sum_k Re(conj(z_k) (H - 1) z_k) / sum_k |J(k)|^2 |z_k|^2`` over the modes
+    and probes: exact when ``H - 1`` is ``I |J(k)|^2`` on the shell, and the other modes of
+    ``z`` (independent of ``z_k``) only add zero-mean noise otherwise.
+    """
+    grad_s = jax.grad(lambda s: posterior.logdensity({**params, "s": s}))
+    s = params["s"]
+    index = jnp.asarray(shell_index(s.shape[0], 1.0))
+    nbins = s.shape[0] // 2 + 1
+    weight = jnp.asarray(mode_multiplicity(s.shape[0])).at[0, 0, 0].set(0.0)
+
+    def probe(z):
+        hz = -(grad_s(s + eps * z) - grad_s(s - eps * z)) / (2.0 * eps)
+        zk, hzk = jnp.fft.rfftn(z), jnp.fft.rfftn(hz)
+        power = jnp.abs(zk) ** 2
+        num = jnp.zeros(nbins, jnp.float32).at[index].add(weight * ((zk.conj() * hzk).real - power))
+        den = jnp.zeros(nbins, jnp.float32).at[index].add(weight * response * power)
+        return num, den
+
+    zs = jax.random.normal(key, (num_probes, *s.shape), jnp.float32)
+    num, den = jax.lax.map(probe, zs)
+    info = jnp.sum(num, axis=0) / jnp.maximum(jnp.sum(den, axis=0), 1e-30)
+    return jnp.maximum(info, 0.0)[index]
+
+
 @functools.cache
-def _curvature_fn(posterior: FieldPosterior, num_probes: int, eps: float) -> Callable:
+def _curvature_fn(posterior: FieldPosterior, kind: str, num_probes: int, eps: float) -> Callable:
     """Compiled ``(params, prior_scale, key) -> (h(k), scalar_curvatures)`` of ``-log p``."""
     grad = jax.grad(posterior.logdensity)
 
     @jax.jit
     def run(params, prior_scale, key):
-        cosmo = params.get("cosmo", {})
-        bias, noise = params.get("bias", {}), params.get("noise", {})
-        shape = params["s"].shape
-        impulse = jnp.zeros(shape, jnp.float32).at[0, 0, 0].set(eps)
-
-        def final(s):
-            return posterior.evolve(posterior.linear(s, cosmo), cosmo)
-
-        response = jnp.fft.rfftn((final(impulse) - final(-impulse)) / (2.0 * eps))
-        delta0 = final(jnp.zeros(shape, jnp.float32))
-        fields0 = {"delta_L": jnp.zeros(shape, jnp.float32)}
-
-        def loglik_grad(delta):
-            return jax.grad(lambda d: posterior.loglik({**fields0, "delta": d}, bias, noise))(delta)
-
-        def probe(z):
-            hz = -(loglik_grad(delta0 + eps * z) - loglik_grad(delta0 - eps * z)) / (2.0 * eps)
-            return jnp.mean(z * hz)
-
-        zs = jax.random.rademacher(key, (num_probes, *shape), jnp.float32)
-        info_delta = jnp.maximum(jnp.mean(jax.lax.map(probe, zs)), 0.0)
-        h = 1.0 + info_delta * jnp.abs(response) ** 2
+        response = _impulse_response(posterior, params.get("cosmo", {}), params["s"].shape, eps)
+        if kind == "fisher":
+            info = _expected_information(posterior, params, key, num_probes, eps)
+        else:
+            info = _observed_information(posterior, params, key, num_probes, eps, response)
+        h = 1.0 + info * response
 
         flat, unravel = ravel_pytree({g: params[g] for g in prior_scale})
         steps = eps * ravel_pytree(prior_scale)[0]
@@ -155,6 +238,29 @@ def _curvature_fn(posterior: FieldPosterior, num_probes: int, eps: float) -> Cal
         return h, unravel(curv)
 
     return run
+
+
+def rescale_shells(precond: Preconditioner, latent_power: Array) -> Preconditioner:
+    """The preconditioner with the field's latent variance made 1 in every k-shell.
+
+    Args:
+        precond: the preconditioner the samples were drawn with.
+        latent_power: rfft-shaped ``(m, m, m//2+1)`` posterior variance of the latent field's
+            modes, ``<|x_k - <x_k>|^2> / N_cells`` (1 where ``precond`` is right).
+
+    Returns:
+        ``Preconditioner`` with ``w(k)`` multiplied by the square root of the mode-weighted
+        shell mean of ``latent_power`` (k = 0 and the corners beyond the last shell share one
+        shell); the scalars are unchanged.
+    """
+    mesh = precond.field_scale.shape[0]
+    index = jnp.asarray(shell_index(mesh, 1.0))
+    weight = jnp.asarray(mode_multiplicity(mesh))
+    nbins = mesh // 2 + 1
+    num = jnp.zeros(nbins, jnp.float32).at[index].add(weight * latent_power)
+    den = jnp.zeros(nbins, jnp.float32).at[index].add(weight)
+    factor = jnp.sqrt(num / den)[index]
+    return Preconditioner(precond.field_scale * factor, precond.loc, precond.scale)
 
 
 def latent_logdensity(

@@ -111,7 +111,13 @@ def digest(summary: dict[str, Any]) -> str:
     lines = [
         f"chains {summary['chains']}, steps {summary['steps']} (burn-in {summary['burn_in']}), "
         f"gradients {summary.get('total_grads', 0)} + warm-up {summary['warmup_grads']}",
-        f"acceptance {summary.get('mean_acceptance', float('nan')):.3f}, "
+        f"acceptance {summary.get('mean_acceptance', float('nan')):.3f}"
+        + (
+            f" (scalar block {summary['mean_scalar_acceptance']:.3f})"
+            if "mean_scalar_acceptance" in summary
+            else ""
+        )
+        + ", "
         f"rms energy error {summary.get('rms_energy_error', float('nan')):.3g}, "
         f"divergences {summary.get('num_divergent', 0)}, "
         f"mean tree depth {summary.get('mean_tree_depth', 0.0):.2f}",

@@ -207,7 +207,7 @@ def test_gibbs_sweep_leaves_joint_posterior_invariant(problem, gibbs):
 @pytest.mark.slow
 def test_gibbs_run_recovers_marginal_posterior_of_bias(problem, tmp_path):
     """Four chains through the driver (``blocks="gibbs"``): mean and std of b against the
-    quadrature of p(b | d), split-Rhat < 1.01."""
+    quadrature of p(b | d), split-Rhat < 1.01, the scalar block's acceptance stored."""
     config = RunConfig(
         sampler="borg_hmc",
         blocks="gibbs",
@@ -222,6 +222,8 @@ def test_gibbs_run_recovers_marginal_posterior_of_bias(problem, tmp_path):
     summary, _ = summarize(run_chains(problem["posterior"], config, tmp_path, progress=False))
     b = summary["scalars"]["bias/b"]
     assert b["rhat"] < 1.01
+    # The scalar block's acceptance is stored per step and sits near the adapted target 0.4.
+    assert 0.25 < summary["mean_scalar_acceptance"] < 0.6
     z = (b["mean"] - problem["mean_b"]) / (problem["std_b"] / np.sqrt(b["ess_bulk"]))
     assert abs(z) < 4.0
     assert abs(b["std"] / problem["std_b"] - 1.0) < 0.12

@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 
 from inference.diagnostics import ess_bulk
+from inference.driver import RunConfig, adapt_mass_matrix
 from inference.models import linear_gaussian_posterior
 from inference.optimize import find_map
 from inference.posterior import value_and_grad
 from inference.precondition import (
     fisher_preconditioner,
+    hessian_preconditioner,
     latent_logdensity,
     prior_preconditioner,
 )
@@ -84,6 +86,36 @@ def test_fisher_preconditioner_is_wiener_covariance(problem):
     var = SIGMA**2 / (SIGMA**2 + problem["transfer"] ** 2)
     # T(k) depends on |k| only, so averaging over shells of equal |k| loses nothing.
     np.testing.assert_allclose(np.asarray(pre.field_scale) ** 2, var, rtol=1e-2)
+
+
+def test_hessian_preconditioner_is_wiener_precision(problem):
+    """For linear Gaussian data the Hessian-vector-product estimate of the Fourier diagonal
+    is the Wiener precision 1 + T^2 / sigma^2 of every mode, at any point."""
+    post = problem["posterior"]
+    s = jnp.asarray(np.random.default_rng(2).standard_normal((MESH,) * 3), jnp.float32)
+    pre = hessian_preconditioner(post, post.initial_params(s), jax.random.PRNGKey(0), 2)
+    precision = 1.0 + problem["transfer"] ** 2 / SIGMA**2
+    np.testing.assert_allclose(np.asarray(pre.field_scale) ** -2, precision, rtol=1e-2)
+
+
+def test_adapted_mass_matrix_matches_wiener_variance_per_shell(problem):
+    """The pilot run rescales the prior mass matrix to the mode-weighted shell means of the
+    Wiener posterior variance (shells of width k_f, binned here with NumPy)."""
+    post = problem["posterior"]
+    config = RunConfig(sampler="quarter_hmc", mass_matrix="adapted", num_warmup=200)
+    prior = prior_preconditioner(post, post.initial_params())
+    starts = jax.vmap(lambda _: prior.to_latent(post.initial_params()))(jnp.arange(4))
+    pre, _, grads = adapt_mass_matrix(post, config, prior, starts, jax.random.PRNGKey(5))
+    assert np.all(np.asarray(grads) > 400)
+    var = SIGMA**2 / (SIGMA**2 + problem["transfer"] ** 2)
+    shell = np.floor(_k_grid(MESH, BOX) * BOX / (2 * np.pi) - 0.5).astype(int)
+    kz = np.arange(MESH // 2 + 1)[None, None, :]
+    weight = np.where((kz == 0) | (kz == MESH // 2), 1.0, 2.0) * np.ones_like(var)
+    scale2 = np.asarray(pre.field_scale) ** 2
+    for i in range(MESH // 2):
+        sel = shell == i
+        expected = np.sum(weight[sel] * var[sel]) / np.sum(weight[sel])
+        np.testing.assert_allclose(scale2[sel], expected, rtol=0.15)
 
 
 @pytest.mark.parametrize("mass", ["fisher", "prior"])

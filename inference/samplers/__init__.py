@@ -1,6 +1,8 @@
 """Samplers of the field-level posterior, each a BlackJAX-style module.
 
-- :mod:`~inference.samplers.borg_hmc`: HMC with randomised step size and number of steps;
+- :mod:`~inference.samplers.borg_hmc`: HMC with randomised step size and number of steps
+  (``borg_hmc``), or with quarter-period trajectories and a jittered step size
+  (``quarter_hmc``);
 - :mod:`~inference.samplers.nuts`: NUTS with window adaptation (BlackJAX);
 - :mod:`~inference.samplers.mclmc`: MCLMC and Metropolis-adjusted MCLMC with auto-tuning;
 - :mod:`~inference.samplers.gibbs`: block updates, any of the above on the field alternating
@@ -20,7 +22,7 @@ from inference.samplers.base import Sampler, StepInfo
 from inference.samplers.gibbs import ScalarConditional
 
 #: Sampler names accepted by :func:`make_sampler` and ``cosmolaw infer --sampler``.
-SAMPLERS = ("mclmc", "adjusted_mclmc", "borg_hmc", "nuts")
+SAMPLERS = ("mclmc", "adjusted_mclmc", "borg_hmc", "quarter_hmc", "nuts")
 #: How the parameters are updated: all at once, or field and scalars alternately.
 BLOCKS = ("joint", "gibbs")
 
@@ -46,6 +48,7 @@ def make_sampler(
         "mclmc": mclmc.sampler,
         "adjusted_mclmc": mclmc.adjusted_sampler,
         "borg_hmc": borg_hmc.sampler,
+        "quarter_hmc": borg_hmc.quarter_period_sampler,
         "nuts": nuts.sampler,
     }
     if name not in builders:

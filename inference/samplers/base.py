@@ -22,6 +22,8 @@ class StepInfo(NamedTuple):
     divergent: whether the trajectory diverged (or, for MCLMC, returned NaN).
     tree_depth: NUTS tree depth (0 for fixed-length samplers).
     step_size: integrator step size used.
+    scalar_acceptance: mean acceptance probability of the scalar block's random walk in a
+        Gibbs sweep (NaN for joint samplers, which have no scalar block).
     """
 
     acceptance: Array
@@ -30,6 +32,7 @@ class StepInfo(NamedTuple):
     divergent: Array
     tree_depth: Array
     step_size: Array
+    scalar_acceptance: Array | float = float("nan")
 
 
 class Sampler(NamedTuple):

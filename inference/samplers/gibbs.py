@@ -164,7 +164,7 @@ def sampler(
         field_state, scalars, acc, grads = update_scalars(
             key_scalar, field_state, state.scalars, tuning.scalar_scale
         )
-        info = info._replace(num_grads=info.num_grads + grads)
+        info = info._replace(num_grads=info.num_grads + grads, scalar_acceptance=acc)
         return GibbsState(field_state, scalars, field_state.logdensity), info, acc
 
     def step(key: Array, state: GibbsState, tuning: GibbsTuning) -> tuple[GibbsState, StepInfo]:
