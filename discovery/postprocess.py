@@ -150,22 +150,28 @@ def equivalent(
 ) -> bool:
     """SRBench's exact recovery: ``a - b`` or ``a / b`` is a constant.
 
-    Symbolic first (``sympy.simplify`` of the difference and of the ratio leaves no
-    variable); when sympy cannot show it, numerically on the rows ``X`` (difference or
-    ratio constant to ``rtol``).
+    Numerically first, on the rows ``X``: the difference or the ratio is constant to
+    ``rtol``. When it is not, but is to within ``1e-3`` (round-off in a long expression),
+    ``sympy.simplify`` of the difference and of the ratio decides; laws that differ
+    clearly never reach sympy, whose simplification of an unrelated difference can take
+    minutes.
     """
-    if sp.count_ops(a) <= _SYMBOLIC_OPS:  # sympy's simplify can take minutes on large laws
-        for combo in (a - b, a / b):
-            try:
-                if not sp.simplify(combo).free_symbols:
-                    return True
-            except (TypeError, ValueError, RecursionError):
-                pass
     with np.errstate(all="ignore"):
         va, vb = _evaluate(a, variables, X), _evaluate(b, variables, X)
-        return _numerically_constant(va - vb, rtol, float(np.median(np.abs(vb)))) or (
-            _numerically_constant(va / vb, rtol)
-        )
+        diff, ratio = va - vb, va / vb
+    scale = float(np.median(np.abs(vb)))
+    if _numerically_constant(diff, rtol, scale) or _numerically_constant(ratio, rtol):
+        return True
+    close = _numerically_constant(diff, 1e-3, scale) or _numerically_constant(ratio, 1e-3)
+    if not close or sp.count_ops(a) > _SYMBOLIC_OPS:
+        return False
+    for combo in (a - b, a / b):
+        try:
+            if not sp.simplify(combo).free_symbols:
+                return True
+        except (TypeError, ValueError, RecursionError):
+            pass
+    return False
 
 
 def identical(a: sp.Expr, b: sp.Expr) -> bool:
