@@ -113,18 +113,18 @@ def main(argv: list[str] | None = None) -> int:
         if out is None:
             print(f"{problem.name:>10} rec=0 clean=0 stalled after {limit_s:.0f}s", flush=True)
             records.append(json.dumps({"name": problem.name, "stalled_s": limit_s}))
-            continue
-        recovered += out.recovered
-        clean += out.clean
-        good_fit += out.r2 > 0.999
-        cut = f" truncated={len(out.front.truncated)}" if out.front.truncated else ""
-        print(
-            f"{problem.name:>10} rec={int(out.recovered)} clean={int(out.clean)} "
-            f"r2={out.r2:.6f} t={out.seconds:.0f}s{cut} law={out.law.expression}",
-            flush=True,
-        )
-        if args.out:  # rewritten whole after each equation, so a partial run is readable
+        else:
+            recovered += out.recovered
+            clean += out.clean
+            good_fit += out.r2 > 0.999
+            cut = f" truncated={len(out.front.truncated)}" if out.front.truncated else ""
+            print(
+                f"{problem.name:>10} rec={int(out.recovered)} clean={int(out.clean)} "
+                f"r2={out.r2:.6f} t={out.seconds:.0f}s{cut} law={out.law.expression}",
+                flush=True,
+            )
             records.append(json.dumps(_record(out)))
+        if args.out:  # rewritten whole after each equation, so a partial run is readable
             write_text(args.out, "\n".join(records) + "\n")
     n = len(problems)
     print(

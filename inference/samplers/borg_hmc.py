@@ -157,8 +157,6 @@ def quarter_period_sampler(
     length varies by about that fraction around ``pi / 2``, which avoids resonances); the step
     size is tuned by dual averaging. Best with a mass matrix that whitens the posterior.
     """
-    if not 0.0 <= step_jitter < 1.0:
-        raise ValueError(f"step_jitter={step_jitter} must be in [0, 1)")
     length = 0.5 * np.pi / (1.0 - 0.5 * step_jitter)  # at the maximum step size
     return sampler(logdensity_fn, target_acceptance, length, step_jitter, uniform_steps=False)
 
