@@ -51,6 +51,21 @@ def snap_values(value: float, max_denominator: int = 20, rel: float = 0.05) -> l
     return sorted(out, key=lambda e: (sp.count_ops(e), abs(float(sp.fraction(e)[1]))))
 
 
+def round_off(expr: sp.Expr, rtol: float = 1e-10) -> sp.Expr:
+    """``expr`` with every float that is a small-denominator rational to within ``rtol``
+    (a fit that landed on 1 or 1/2 up to round-off) written as that exact number.
+
+    No data are needed: the law changes by round-off only. Unlike :func:`snap`, this is
+    instant, so an exact law stays exact even when the budget leaves no time to snap.
+    """
+    exact = {}
+    for f in expr.atoms(sp.Float):
+        frac = Fraction(float(f)).limit_denominator(12)
+        if abs(float(frac) - float(f)) <= rtol * max(abs(float(f)), 1e-300):
+            exact[f] = sp.Rational(frac.numerator, frac.denominator)
+    return expr.xreplace(exact) if exact else expr
+
+
 def merge_constants(expr: sp.Expr) -> sp.Expr:
     """Pull numeric factors out of sums and products (``sympy.factor_terms``), so that
     ``0.42*x*(2.38*a - 2.38*b)`` becomes one constant times ``(a - b)``; unchanged when

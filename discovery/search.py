@@ -394,6 +394,16 @@ def _pipeline(
     return out
 
 
+def _round_off(expr, fitres, symbols, X, y):
+    """``(expr, fit)`` with constants that are exact up to round-off written exactly
+    (:func:`discovery.postprocess.round_off`), refitted when any changed."""
+    exact = postprocess.round_off(expr)
+    if exact == expr:
+        return expr, fitres
+    (refitted,) = fit.refit([exact], symbols, X, y)
+    return refitted if refitted is not None else (expr, fitres)
+
+
 def _postprocess(
     raw, X, y, symbols, noise, unit_map, var_dims, target, backend, clock
 ) -> list[Candidate]:
@@ -413,7 +423,7 @@ def _postprocess(
             clock.cut(f"refit: {len(unique) - k} of {len(unique)} candidates not refitted")
             break
         refitted += fit.refit([expr], symbols, X, y)
-    fitted = [f for f in refitted if f is not None]
+    fitted = [_round_off(e, f, symbols, X, y) for e, f in (r for r in refitted if r is not None)]
     if not fitted:
         return []
     best_mse = min(f.mse for _, f in fitted)

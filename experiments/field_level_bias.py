@@ -252,7 +252,7 @@ def discover_law(
     """
     import sympy as sp
 
-    from experiments.refit import refit
+    from experiments.refit import refit, refit_like
     from experiments.search import search
 
     X, y, err = pooled_curve(x_mean, y_mean, y_err)
@@ -277,7 +277,7 @@ def discover_law(
         for xs, ys in zip(x_mean, y_mean, strict=True):
             good = np.isfinite(xs) & np.isfinite(ys)
             gs = np.sqrt(np.maximum(ys[good], 0.0))
-            per_sample.append(refit(pooled.expression, [x], xs[good, None], gs, relative=False))
+            per_sample.append(refit_like(pooled, [x], xs[good, None], gs, relative=False))
     values = np.array([r.values for r in per_sample]).reshape(len(per_sample), -1)
     fit_sigmas = np.array([r.sigmas for r in per_sample]).reshape(len(per_sample), -1)
     sigma = np.sqrt(np.var(values, axis=0) + np.median(fit_sigmas, axis=0) ** 2)

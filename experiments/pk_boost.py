@@ -232,7 +232,7 @@ def run(config: dict[str, Any], out_dir: Path):
 
     from cosmolaw.io import atomic_h5, set_attrs
     from experiments.laws import FrontPoint, Law, Literature, accuracy
-    from experiments.refit import refit
+    from experiments.refit import refit, refit_like
     from experiments.registry import ExperimentResult
     from experiments.report import Check
     from experiments.search import search
@@ -272,9 +272,7 @@ def run(config: dict[str, Any], out_dir: Path):
     hf_test = test[:, COLUMNS.index("halofit")]
     hf_acc = accuracy(y_test, hf_test)
     # Halofit's shape in the discovered form: the same template fitted to halofit's boost.
-    hf_form = refit(
-        fitted.expression, symbols, X, train[:, COLUMNS.index("halofit")], relative=True
-    )
+    hf_form = refit_like(fitted, symbols, X, train[:, COLUMNS.index("halofit")])
     behaviour = law_checks(law_fn, config)
     k_col, a_col = test[:, COLUMNS.index("k")], test[:, COLUMNS.index("a")]
     top = (a_col == 1.0) & (k_col == k_col.max())

@@ -73,25 +73,50 @@ def refit(
     Returns:
         The ``Refit``; sigmas from ``s^2 (J^T J)^-1`` with ``s^2`` the residual variance.
     """
-    X, y = np.asarray(X, float), np.asarray(y, float)
     template, names, p0 = free_constants(expr, prefix)
+    return _fit(template, names, p0, variables, X, y, relative)
+
+
+def refit_like(
+    law: Refit, variables: Sequence[sp.Symbol], X: np.ndarray, y: np.ndarray, relative: bool = True
+) -> Refit:
+    """Refit the constants of ``law.template`` to other data, starting from ``law.values``.
+
+    Unlike ``refit(law.expression, ...)``, the constants keep their names and their number
+    even when two fitted values print alike or one of them rounds to an integer, so the
+    two fits can be compared constant by constant.
+    """
+    return _fit(law.template, law.names, law.values, variables, X, y, relative)
+
+
+def _fit(
+    template: sp.Expr,
+    names: tuple[sp.Symbol, ...],
+    p0: np.ndarray,
+    variables: Sequence[sp.Symbol],
+    X: np.ndarray,
+    y: np.ndarray,
+    relative: bool,
+) -> Refit:
+    """Least-squares fit of the constants ``names`` of ``template`` (see ``refit``)."""
+    X, y = np.asarray(X, float), np.asarray(y, float)
     if relative and np.any(y == 0):
         raise ValueError("relative=True needs a target without zeros")
     model = numpy_model(template, variables, names)
     if model is None:
-        raise ValueError(f"expr={expr}: cannot be evaluated with NumPy")
+        raise ValueError(f"expr={template}: cannot be evaluated with NumPy")
     scale = y if relative else np.ones_like(y)
 
     def scaled(p: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return model(p, rows) / scale
 
-    fit = least_squares(scaled, p0, X, y / scale)
+    fit = least_squares(scaled, np.asarray(p0, float), X, y / scale)
     values = np.asarray(fit.params, float)
     fitted = template.xreplace({n: sp.Float(v, 8) for n, v in zip(names, values, strict=True)})
     return Refit(
-        expression=fitted if names else expr,
+        expression=fitted,
         template=template,
-        names=names,
+        names=tuple(names),
         values=values,
         sigmas=stderr(fit, len(y)),
         rms=float(np.sqrt(fit.mse)),
