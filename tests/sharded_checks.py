@@ -162,6 +162,10 @@ def refused() -> dict:
             pm.check_config(conf, MESH, halo)
         except ValueError as err:
             messages[name] = str(err)
+    try:  # valid, but the particles of this PM run move further than one cell out of their slab
+        pm.simulate(COSMO, CONF, MESH, seed=0, halo=1)
+    except ValueError as err:
+        messages["small_halo"] = str(err).split(";")[0]
     return {"refused": messages}
 
 

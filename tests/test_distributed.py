@@ -121,6 +121,8 @@ def test_bad_decompositions_are_refused_on_eight_devices(checks):
         "mesh": "mesh=20 is invalid: must be divisible by the 8 devices",
         "ptcl_grid": "ptcl_grid=4 is invalid: must be divisible by the 8 devices",
         "halo": "halo=8 is invalid: must be an integer in [1, 7] (mesh=16, devices=8)",
+        "small_halo": f"halo=1 is too small for this run: particles ended up to "
+        f"{checks['pm_required_halo']} cells beyond their slabs",
     }
 
 

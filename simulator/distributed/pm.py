@@ -30,7 +30,7 @@ from simulator import gravity, ic
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
 from simulator.distributed import cic, fft
-from simulator.distributed.mesh import check_divisible, real_sharding
+from simulator.distributed.mesh import check_divisible, num_shards, real_sharding
 from simulator.growth import GrowthTable, growth_table
 from simulator.lpt import lpt as single_lpt
 from simulator.lpt import lpt_displacements as single_lpt_displacements
@@ -235,13 +235,26 @@ def simulate(
     Returns:
         ``(state, delta)`` with particle arrays ``(N, 3)`` and the density contrast
         ``(mesh, mesh, mesh)``, all sharded by slab.
+
+    Raises:
+        ValueError: for invalid arguments, and after the run when the final particles
+            have moved further out of their slabs than ``halo`` allows (their density
+            would be wrong).
     """
     halo = cic.default_halo(conf.mesh, mesh) if halo is None else halo
     check_config(conf, mesh, halo)
     cosmo.validate()
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed={seed!r} is invalid: must be a non-negative integer")
-    return _simulate_jit(seed, cosmo, conf, mesh, halo, pm)
+    state, delta = _simulate_jit(seed, cosmo, conf, mesh, halo, pm)
+    if num_shards(mesh) > 1:
+        need = int(cic.required_halo(gravity.mesh_positions(state.disp, conf), conf.mesh, mesh))
+        if need > halo:
+            raise ValueError(
+                f"halo={halo} is too small for this run: particles ended up to {need} cells "
+                f"beyond their slabs; pass halo >= {need} (or use fewer devices)"
+            )
+    return state, delta
 
 
 @partial(jax.jit, static_argnums=(2, 3, 4, 5))
