@@ -8,11 +8,14 @@ the truth). In one process, with the same number of chains and steps:
 - ``mclmc``: BlackJAX MCLMC tuned by ``mclmc_find_L_and_step_size`` with its defaults
   (diagonal preconditioning included), raw coordinates;
 - ``cosmolaw``: cosmolaw's best configuration measured so far, MCLMC in the latent space
-  preconditioned by the prior + data Fisher diagonal in Fourier space, started next to the MAP
-  (``cosmolaw infer --sampler mclmc --mass-matrix fisher``). ``--sampler`` and
-  ``--mass-matrix`` select another configuration, e.g. the exact kernel ``quarter_hmc``
-  (HMC with quarter-period trajectories) with ``--mass-matrix adapted`` (observed Hessian at a
-  typical point, rescaled per k-shell by a pilot run whose gradients count as warm-up).
+  preconditioned by the observed Hessian's Fourier diagonal at a typical point near the MAP,
+  started next to the MAP (``cosmolaw infer --sampler mclmc --mass-matrix hessian``). Its
+  latent curvature is 0.85-1.2 in every k-shell, where the expected Fisher information leaves
+  it at 3.4 in the lowest shell (measured with Hessian-vector products at a warmed-up state).
+  ``--sampler`` and ``--mass-matrix`` select another configuration, e.g. ``--mass-matrix
+  fisher``, or the exact kernel ``quarter_hmc`` (HMC with quarter-period trajectories) with
+  ``--mass-matrix adapted`` (the Hessian's, rescaled per k-shell by a pilot run whose
+  gradients count as warm-up).
 
 For each: bulk ESS per 1000 gradient evaluations (sampling phase, all chains) of the P(k)
 amplitudes of the three lowest-k bins of ``s`` and of 20 random Fourier modes, and split-Rhat;
@@ -165,7 +168,7 @@ def main() -> None:
         help="NUTS window-adaptation steps (its trees are deep: capped to keep the run short)",
     )
     parser.add_argument("--sampler", default="mclmc", help="cosmolaw sampler")
-    parser.add_argument("--mass-matrix", default="fisher", choices=MASS_MATRICES)
+    parser.add_argument("--mass-matrix", default="hessian", choices=MASS_MATRICES)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
