@@ -35,25 +35,21 @@ def chunk_particles(chunk_size: int | None) -> int:
     return CPU_CHUNK if jax.default_backend() == "cpu" else ACCELERATOR_CHUNK
 
 
-def _corners(pos: Array, n: int):
-    """The 8 cells around each particle, one at a time: yields ``(flat, (wx, wy, wz), (sx,
-    sy, sz))`` with the flat cell index ``(M,)``, the per-axis weights ``(M,)`` and the
-    signs ``+-1`` of their derivatives in x, y and z.
-
-    One gather or scatter per corner, fused with its weights, runs about 1.5-2x faster on
-    CPUs than one over ``(M, 8)`` stacked corners (no ``(M, 8, C)`` temporary).
-    """
+def _stencil(pos: Array, n: int) -> tuple[Array, tuple[Array, Array, Array]]:
+    """Flat indices of the 8 neighbouring cells ``(M, 2, 2, 2)`` and per-axis weights
+    ``(M, 2)`` (lower and upper cell) along x, y and z."""
     base = jnp.floor(pos)
     frac = pos - base
     base = base.astype(jnp.int32)
-    cells = [(base[:, j] % n, (base[:, j] + 1) % n) for j in range(3)]
-    weights = [(1.0 - frac[:, j], frac[:, j]) for j in range(3)]
-    for cx in (0, 1):
-        for cy in (0, 1):
-            for cz in (0, 1):
-                flat = (cells[0][cx] * n + cells[1][cy]) * n + cells[2][cz]
-                w = (weights[0][cx], weights[1][cy], weights[2][cz])
-                yield flat, w, (2 * cx - 1, 2 * cy - 1, 2 * cz - 1)
+    idx = [jnp.stack([base[:, j] % n, (base[:, j] + 1) % n], axis=-1) for j in range(3)]
+    wts = tuple(jnp.stack([1.0 - frac[:, j], frac[:, j]], axis=-1) for j in range(3))
+    flat = (idx[0][:, :, None, None] * n + idx[1][:, None, :, None]) * n + idx[2][:, None, None, :]
+    return flat.reshape(-1, 8), wts
+
+
+def _outer(wx: Array, wy: Array, wz: Array) -> Array:
+    """Product weights of the 8 corners, ``(M, 8)``."""
+    return (wx[:, :, None, None] * wy[:, None, :, None] * wz[:, None, None, :]).reshape(-1, 8)
 
 
 def _take(mesh: Array, flat: Array) -> Array:
@@ -61,25 +57,23 @@ def _take(mesh: Array, flat: Array) -> Array:
 
 
 def _paint_chunk(mesh: Array, pos: Array, vals: Array, n: int) -> Array:
-    for flat, (wx, wy, wz), _ in _corners(pos, n):
-        mesh = mesh.at[flat].add((wx * wy * wz)[:, None] * vals, mode="promise_in_bounds")
-    return mesh
+    flat, wts = _stencil(pos, n)
+    upd = _outer(*wts)[..., None] * vals[:, None, :]
+    return mesh.at[flat.reshape(-1)].add(upd.reshape(-1, vals.shape[-1]), mode="promise_in_bounds")
 
 
 def _readout_chunk(mesh: Array, pos: Array, n: int) -> Array:
-    out = 0.0
-    for flat, (wx, wy, wz), _ in _corners(pos, n):
-        out = out + (wx * wy * wz)[:, None] * _take(mesh, flat)
-    return out
+    flat, wts = _stencil(pos, n)
+    return jnp.einsum("mc,mcv->mv", _outer(*wts), _take(mesh, flat))
 
 
 def _pos_grad_chunk(mesh: Array, pos: Array, vals: Array, n: int) -> Array:
     """sum_corners grad_x W_c(x) (mesh[c] . vals): the position cotangent of both maps."""
-    out = 0.0
-    for flat, (wx, wy, wz), (sx, sy, sz) in _corners(pos, n):
-        s = jnp.sum(_take(mesh, flat) * vals, axis=-1)
-        out = out + s[:, None] * jnp.stack([sx * wy * wz, wx * sy * wz, wx * wy * sz], axis=-1)
-    return out
+    flat, (wx, wy, wz) = _stencil(pos, n)
+    s = jnp.einsum("mcv,mv->mc", _take(mesh, flat), vals)
+    dw = jnp.broadcast_to(jnp.array([-1.0, 1.0], pos.dtype), wx.shape)
+    grads = [_outer(dw, wy, wz), _outer(wx, dw, wz), _outer(wx, wy, dw)]
+    return jnp.stack([jnp.sum(s * g, axis=-1) for g in grads], axis=-1)
 
 
 def _chunks(x: Array, chunk: int) -> Array:
