@@ -6,7 +6,7 @@ from fractions import Fraction
 import numpy as np
 import sympy as sp
 
-from discovery.postprocess import merge_constants
+from discovery.postprocess import merge_constants, round_off
 from discovery.reduce import power_law_reduction
 
 N_ROWS = 300
@@ -57,3 +57,12 @@ def test_products_of_fitted_constants_merge_into_one():
     assert len(merged.atoms(sp.Float)) == 1
     values = {a: 3.0, b: 1.25, x: 0.7}
     assert abs(float(merged.subs(values)) - float(expr.subs(values))) < 1e-12
+
+
+def test_round_off_makes_only_round_off_exact():
+    x, y = sp.symbols("x y", positive=True)
+    expr = sp.Float(1.0000000000002) * x + sp.Float(0.49999999999997) * y + sp.Float(0.4999)
+    assert round_off(expr) == x + y / 2 + sp.Float(0.4999)
+    thirds = sp.Float(1 / 3, 15) * x  # exact to round-off
+    assert round_off(thirds) == x / 3
+    assert round_off(sp.Float(0.3333333) * x) == sp.Float(0.3333333) * x  # a fit, not 1/3

@@ -13,7 +13,7 @@ import sympy as sp
 from experiments import plots
 from experiments.exports import write_exports
 from experiments.laws import FrontPoint, Law, Literature, accuracy, law_record
-from experiments.refit import free_constants, refit
+from experiments.refit import free_constants, refit, refit_like
 from experiments.report import LAW_PARTS, SECTIONS, Check, Report, render_html
 
 x, w = sp.symbols("x w")
@@ -44,6 +44,17 @@ def test_refit_recovers_constants_within_their_uncertainty(data):
         assert abs(value - true) < 5 * sigma, (true, value, sigma)
         assert 0 < sigma < 0.01
     assert fit.rms == pytest.approx(1e-3, rel=0.1)
+
+
+def test_refit_like_keeps_constants_that_print_alike():
+    """A law whose two constants came out equal refits to data where they differ."""
+    X = np.linspace(0.5, 2.0, 50)[:, None]
+    law = refit(sp.Float(2.0) * x + sp.Float(3.0) * x**2, [x], X, 2.5 * X[:, 0] * (1 + X[:, 0]))
+    assert len(law.names) == 2 and np.allclose(law.values, 2.5)  # prints as 2.5 x + 2.5 x**2
+    other = refit_like(law, [x], X, X[:, 0] + 4.0 * X[:, 0] ** 2)
+    assert other.names == law.names
+    np.testing.assert_allclose(sorted(other.values), [1.0, 4.0], rtol=1e-8)
+    assert len(refit(law.expression, [x], X, X[:, 0]).names) == 1  # what refit would see
 
 
 def test_free_constants_keeps_integers():
