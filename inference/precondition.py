@@ -20,7 +20,7 @@ from jax import Array
 from jax.flatten_util import ravel_pytree
 
 from cosmolaw.pytree import pytree_dataclass
-from inference.fields import fourier_filter, mode_multiplicity, shell_index
+from inference.fields import fourier_filter, mode_multiplicity, shell_index, shell_mean
 from inference.posterior import SCALAR_GROUPS, FieldPosterior, Params
 from inference.samplers.gibbs import ScalarConditional
 
@@ -254,12 +254,8 @@ def rescale_shells(precond: Preconditioner, latent_power: Array) -> Precondition
         shell); the scalars are unchanged.
     """
     mesh = precond.field_scale.shape[0]
-    index = jnp.asarray(shell_index(mesh, 1.0))
-    weight = jnp.asarray(mode_multiplicity(mesh))
-    nbins = mesh // 2 + 1
-    num = jnp.zeros(nbins, jnp.float32).at[index].add(weight * latent_power)
-    den = jnp.zeros(nbins, jnp.float32).at[index].add(weight)
-    factor = jnp.sqrt(num / den)[index]
+    index = shell_index(mesh, 1.0)
+    factor = jnp.sqrt(shell_mean(latent_power, index, mesh // 2 + 1))[jnp.asarray(index)]
     return Preconditioner(precond.field_scale * factor, precond.loc, precond.scale)
 
 

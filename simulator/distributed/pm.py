@@ -246,9 +246,9 @@ def simulate(
     cosmo.validate()
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed={seed!r} is invalid: must be a non-negative integer")
-    state, delta = _simulate_jit(seed, cosmo, conf, mesh, halo, pm)
+    state, delta, need = _simulate_jit(seed, cosmo, conf, mesh, halo, pm)
     if num_shards(mesh) > 1:
-        need = int(cic.required_halo(gravity.mesh_positions(state.disp, conf), conf.mesh, mesh))
+        need = int(need)
         if need > halo:
             raise ValueError(
                 f"halo={halo} is too small for this run: particles ended up to {need} cells "
@@ -259,4 +259,9 @@ def simulate(
 
 @partial(jax.jit, static_argnums=(2, 3, 4, 5))
 def _simulate_jit(seed, cosmo, conf, mesh, halo, pm):
-    return forward(white_noise(seed, conf, mesh), cosmo, conf, mesh, halo, pm)
+    """``forward`` from the seed, and the halo the final particles need (0 on one device)."""
+    state, delta = forward(white_noise(seed, conf, mesh), cosmo, conf, mesh, halo, pm)
+    if num_shards(mesh) == 1:
+        return state, delta, 0
+    pos = gravity.mesh_positions(state.disp, conf)
+    return state, delta, cic.required_halo(pos, conf.mesh, mesh)
