@@ -29,6 +29,8 @@ RUN_OPTIONS = (
     "init",
     "map_steps",
     "blocks",
+    "large_scale_speedup",
+    "large_scale_shells",
 )
 MODEL_OPTIONS = ("data", "model", "steps", "bias_prior", "fix_bias", "sample_cosmology")
 
@@ -69,6 +71,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fisher: prior + expected data Fisher information; hessian: observed curvature "
         "near the MAP; adapted: hessian rescaled per k-shell by a pilot run; prior: identity",
     )
+    p.add_argument(
+        "--large-scale-speedup",
+        type=float,
+        default=1.0,
+        help="divide the latent widths of the modes in the lowest k-shells by this (>= 1): "
+        "they mix that many times faster (2 with --sampler mclmc --mass-matrix hessian is "
+        "the configuration of benchmarks/sampler_efficiency.py)",
+    )
+    p.add_argument("--large-scale-shells", type=int, default=3, help="k-shells sped up (width k_f)")
     p.add_argument("--init", choices=("map", "prior"), default="map", help="chain starts")
     p.add_argument("--map-steps", type=int, default=50, help="L-BFGS iterations for the MAP")
     p.add_argument(
@@ -128,6 +139,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     opts.setdefault("model", None)
     opts.setdefault("steps", None)
     opts.setdefault("blocks", "joint")
+    opts.setdefault("large_scale_speedup", 1.0)
+    opts.setdefault("large_scale_shells", 3)
     return opts
 
 
@@ -180,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
         init=opts["init"],
         map_steps=int(opts["map_steps"]),
         blocks=opts["blocks"],
+        large_scale_speedup=float(opts["large_scale_speedup"]),
+        large_scale_shells=int(opts["large_scale_shells"]),
     )
     out = Path(opts["out"])
     if args.resume is None and (out / "chain.h5").exists():

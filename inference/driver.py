@@ -34,8 +34,9 @@ from inference.precondition import (
     latent_scalar_conditional,
     prior_preconditioner,
     rescale_shells,
+    speed_up_large_scales,
 )
-from inference.samplers import BLOCKS, SAMPLERS, Sampler, StepInfo, make_sampler
+from inference.samplers import BLOCKS, CHAIN_AXIS, SAMPLERS, Sampler, StepInfo, make_sampler
 
 MASS_MATRICES = ("fisher", "hessian", "adapted", "prior")
 INITS = ("map", "prior")
@@ -65,6 +66,11 @@ class RunConfig:
         fisher_probes: Hutchinson probes of the field Hessian (``fisher``, ``hessian``).
         blocks: ``"joint"`` (one sampler for all parameters) or ``"gibbs"`` (the field by
             ``sampler`` alternating with a random walk on the bias/cosmology/noise scalars).
+        large_scale_speedup: divide the latent widths of the field modes in the
+            ``large_scale_shells`` lowest k-shells by this factor (>= 1), so that trajectories
+            cross them this many times faster (:func:`inference.precondition.
+            speed_up_large_scales`); 1 leaves the mass matrix as ``mass_matrix`` makes it.
+        large_scale_shells: number of k-shells of width k_f sped up (>= 1).
     """
 
     sampler: str = "mclmc"
@@ -79,6 +85,8 @@ class RunConfig:
     map_steps: int = 50
     fisher_probes: int = 8
     blocks: str = "joint"
+    large_scale_speedup: float = 1.0
+    large_scale_shells: int = 3
 
     def __post_init__(self) -> None:
         checks = [
@@ -97,6 +105,8 @@ class RunConfig:
             ("map_steps", self.map_steps >= 1, "an integer >= 1"),
             ("fisher_probes", self.fisher_probes >= 1, "an integer >= 1"),
             ("blocks", self.blocks in BLOCKS, f"one of {BLOCKS}"),
+            ("large_scale_speedup", self.large_scale_speedup >= 1.0, "a number >= 1"),
+            ("large_scale_shells", self.large_scale_shells >= 1, "an integer >= 1"),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -146,7 +156,10 @@ def prepare(
         starts = jax.vmap(lambda k: _add_normal(k, center, 1.0))(keys)
     else:
         starts = jax.vmap(lambda k: precond.to_latent(prior_draw(k, posterior)))(keys)
-    return precond, map_params, starts
+    fast = _speed_up(precond, config)
+    if fast is not precond:
+        starts = jax.vmap(lambda x: fast.to_latent(precond.to_params(x)))(starts)
+    return fast, map_params, starts
 
 
 def adapt_mass_matrix(
@@ -170,7 +183,7 @@ def adapt_mass_matrix(
     ends, power, grads = _pilot_fn(posterior, _kind(config), config.num_warmup)(
         precond, keys, starts
     )
-    new = rescale_shells(precond, jnp.mean(power, axis=0))
+    new = _speed_up(rescale_shells(precond, jnp.mean(power, axis=0)), config)
     starts = jax.vmap(lambda x: new.to_latent(precond.to_params(x)))(ends)
     return new, starts, grads
 
@@ -200,7 +213,11 @@ def _pilot_fn(posterior: FieldPosterior, kind: tuple[str, str], num_steps: int) 
         power = (square / num_steps - jnp.abs(mean) ** 2) / n_cells
         return sampler.position(state), power, grads
 
-    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
+    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0), axis_name=CHAIN_AXIS))
+
+
+def _speed_up(precond: Preconditioner, config: RunConfig) -> Preconditioner:
+    return speed_up_large_scales(precond, config.large_scale_speedup, config.large_scale_shells)
 
 
 def _preconditioner(posterior, kind: str, config, params, key) -> Preconditioner:
@@ -283,7 +300,7 @@ def _warmup_fn(posterior: FieldPosterior, kind: tuple[str, str], num_warmup: int
     def one(precond, key, position):
         return _sampler(posterior, kind, precond).warmup(key, position, num_warmup)
 
-    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
+    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0), axis_name=CHAIN_AXIS))
 
 
 @functools.cache

@@ -3,7 +3,9 @@
 Four chains from different starts (MAP plus independent latent draws) of the joint posterior
 of the white noise and the linear bias: split-Rhat < 1.01 on the bias and the low-k P(k)
 amplitudes, the samples' P(k) consistent with the prior within cosmic variance, and the
-posterior mean correlated with the truth, r(k) > 0.9, in the largest-scale bin.
+posterior mean correlated with the truth, r(k) > 0.9, in the largest-scale bin. The chains
+are 4000 steps long: the bias's ESS is then about 250 per chain, enough for split-Rhat to
+resolve 1.01 (at 2000 steps it scatters around 1.006-1.012 from run to run).
 """
 
 import numpy as np
@@ -34,7 +36,7 @@ def run(tmp_path_factory):
     posterior = counts_posterior(
         counts, selection, conf, cosmo, obs, "lpt1", bias_priors={"b1": (1.2, 0.5)}
     )
-    config = RunConfig(sampler="mclmc", num_samples=2000, num_warmup=500, num_chains=4, thin=50)
+    config = RunConfig(sampler="mclmc", num_samples=4000, num_warmup=500, num_chains=4, thin=50)
     out = tmp_path_factory.mktemp("lpt")
     path = run_chains(posterior, config, out, truth=truth, progress=False)
     summary, _ = summarize(path)

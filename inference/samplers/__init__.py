@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from jax import Array
 
-from inference.samplers.base import Sampler, StepInfo
+from inference.samplers.base import CHAIN_AXIS, Sampler, StepInfo
 from inference.samplers.gibbs import ScalarConditional
 
 #: Sampler names accepted by :func:`make_sampler` and ``cosmolaw infer --sampler``.
@@ -60,4 +60,12 @@ def make_sampler(
     return builders[name](logdensity_fn)
 
 
-__all__ = ["BLOCKS", "SAMPLERS", "ScalarConditional", "Sampler", "StepInfo", "make_sampler"]
+__all__ = [
+    "BLOCKS",
+    "CHAIN_AXIS",
+    "SAMPLERS",
+    "ScalarConditional",
+    "Sampler",
+    "StepInfo",
+    "make_sampler",
+]

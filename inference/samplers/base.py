@@ -10,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import jax
 from jax import Array
+
+#: Axis name under which the driver vmaps its chains: a sampler's warm-up may average its
+#: adaptation statistics over it (:func:`chain_mean`), so that all chains share one tuning.
+CHAIN_AXIS = "chain"
 
 
 class StepInfo(NamedTuple):
@@ -48,3 +53,12 @@ class Sampler(NamedTuple):
     warmup: Callable[[Array, Any, int], tuple[Any, Any, Array]]
     step: Callable[[Array, Any, Any], tuple[Any, StepInfo]]
     position: Callable[[Any], Any]
+
+
+def chain_mean(x: Array) -> Array:
+    """Mean of ``x`` over the chains vmapped with ``axis_name=CHAIN_AXIS``; ``x`` itself when
+    no such axis is bound (one chain, or independent posteriors vmapped as in SBC)."""
+    try:
+        return jax.lax.pmean(x, CHAIN_AXIS)
+    except NameError:
+        return x
