@@ -30,7 +30,7 @@ from inference.samplers.base import Sampler, StepInfo, chain_mean
 GRADS_PER_STEP = 2
 #: ``L`` of the tuned unadjusted MCLMC in units of ``sqrt(sum of the latent variances)``: about
 #: a quarter period of a latent coordinate, the best trajectory for the posterior's second
-#: moments (P(k)); BlackJAX's ESS-based ``L`` is about half of it (measured on the field-level
+#: moments (P(k)); BlackJAX's ESS-based ``L`` is about 0.4 of it (measured on the field-level
 #: benchmark: ESS of the low-k P(k) 1.5-1.7x higher with the longer ``L``).
 L_PER_WIDTH = 2.5
 
@@ -90,7 +90,7 @@ def pooled_warmup(
     """
     key_init, key_run = jax.random.split(key)
     state = blackjax.mclmc.init(position, logdensity_fn, key_init)
-    flat, unravel = ravel_pytree(position)
+    flat = ravel_pytree(position)[0]
     dim = flat.size
     da_init, da_update, da_final = dual_averaging_adaptation(2**-0.5)
     half = num_steps // 2
