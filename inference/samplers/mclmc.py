@@ -18,6 +18,7 @@ import blackjax
 import jax
 import jax.numpy as jnp
 from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
+from blackjax.adaptation.step_size import dual_averaging_adaptation
 from blackjax.mcmc.adjusted_mclmc_dynamic import make_random_trajectory_length_fn
 from blackjax.mcmc.integrators import IntegratorState
 from jax import Array
@@ -32,9 +33,6 @@ GRADS_PER_STEP = 2
 #: moments (P(k)); BlackJAX's ESS-based ``L`` is about 0.4 of it (measured on the field-level
 #: benchmark: ESS of the low-k P(k) 1.5-1.7x higher with the longer ``L``).
 L_PER_WIDTH = 2.5
-#: Gain of the step-size recursion of :func:`pooled_warmup` (per step, on ``log eps``): at the
-#: target the pooled statistic of 4 chains scatters by about 0.13 and ``eps`` by about 5%.
-STEP_GAIN = 0.2
 
 
 def sampler(logdensity_fn: Callable, desired_energy_var: float = 1e-4) -> Sampler:
@@ -75,21 +73,17 @@ def pooled_warmup(
 ) -> tuple[IntegratorState, MCLMCAdaptationState, Array]:
     """MCLMC tuning shared by the chains and robust to rare large energy errors.
 
-    The step size follows a Robbins-Monro recursion with constant gain,
-    ``log eps += STEP_GAIN (stat - 1/sqrt(2))``, on the bounded statistic
-    ``stat = exp(-dE^2 / (2 v d))`` (``dE`` the energy error of a step, ``v =
-    desired_energy_var``, ``d`` the dimension), whose mean is ``1/sqrt(2)`` when ``dE`` is
-    Gaussian with variance ``v d``; the tuned step size is the geometric mean over the second half.
-    The statistic is bounded, so the rare steps whose energy error is thousands of times the
-    typical one (a Poisson likelihood's wall where an occupied cell's expected count goes to
-    zero) move the step size by a bounded amount; BlackJAX's tuner averages ``dE^2`` and such a
-    step shrinks it several-fold, by a different amount in every chain. The constant gain
-    forgets: a step size made small while the chains descend from a start far from the typical
-    set grows back (by up to ``e^6`` in 100 steps) once they arrive. ``L`` starts at ``sqrt(d)``
-    (unit latent widths) and ends at :data:`L_PER_WIDTH` times ``sqrt(sum of the position
-    variances)`` measured over the second half. When the chains are vmapped with
-    ``axis_name=CHAIN_AXIS`` the statistic and the variances are averaged over them, so every
-    chain gets the same tuning. A step that returns NaN is undone.
+    The step size is found by dual averaging of ``exp(-dE^2 / (2 v d))`` (``dE`` the energy
+    error of a step, ``v = desired_energy_var``, ``d`` the dimension) towards ``1/sqrt(2)``, its
+    mean when ``dE`` is Gaussian with variance ``v d``. The statistic is bounded, so the rare
+    steps whose energy error is thousands of times the typical one (a Poisson likelihood's wall
+    where an occupied cell's expected count goes to zero) move the step size by a bounded
+    amount; BlackJAX's tuner averages ``dE^2`` and such a step shrinks it several-fold, by a
+    different amount in every chain. ``L`` starts at ``sqrt(d)`` (unit latent widths) and ends at
+    :data:`L_PER_WIDTH` times ``sqrt(sum of the position variances)`` measured over the second
+    half. When the chains are vmapped with ``axis_name=CHAIN_AXIS`` the statistic and the
+    variances are averaged over them, so every chain gets the same tuning. A step that returns
+    NaN is undone.
 
     Returns:
         ``(state, tuning, num_grads)``.
@@ -98,35 +92,34 @@ def pooled_warmup(
     state = blackjax.mclmc.init(position, logdensity_fn, key_init)
     flat = ravel_pytree(position)[0]
     dim = flat.size
+    da_init, da_update, da_final = dual_averaging_adaptation(2**-0.5)
     half = num_steps // 2
     L0 = jnp.sqrt(jnp.float32(dim))
     inverse_mass = jnp.ones(dim, jnp.float32)
 
     def body(carry, xs):
-        state, log_step, sums = carry
+        state, da_state, total, square = carry
         key, i = xs
-        new, info = kernel(key, state, logdensity_fn, inverse_mass, L0, jnp.exp(log_step))
+        step_size = jnp.exp(da_state.log_step_size)
+        new, info = kernel(key, state, logdensity_fn, inverse_mass, L0, step_size)
         ok = info.nonans & jnp.isfinite(info.energy_change)
         stat = jnp.where(ok, jnp.exp(-(info.energy_change**2) / (2 * desired_energy_var * dim)), 0)
+        da_state = da_update(da_state, chain_mean(stat))
         state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
         x = ravel_pytree(state.position)[0]
         weight = (i >= half).astype(jnp.float32)
-        sums = jax.tree.map(
-            lambda s, v: s + weight * v, sums, {"log_step": log_step, "x": x, "x2": x**2}
-        )
-        log_step = log_step + STEP_GAIN * (chain_mean(stat) - 2**-0.5)
-        return (state, log_step, sums), None
+        return (state, da_state, total + weight * x, square + weight * x**2), None
 
-    sums = {"log_step": jnp.zeros(()), "x": jnp.zeros_like(flat), "x2": jnp.zeros_like(flat)}
-    carry = (state, jnp.log(0.25 * L0), sums)
+    zero = jnp.zeros_like(flat)
+    carry = (state, da_init(0.25 * L0), zero, zero)
     steps = (jax.random.split(key_run, num_steps), jnp.arange(num_steps))
-    (state, _, sums), _ = jax.lax.scan(body, carry, steps)
+    (state, da_state, total, square), _ = jax.lax.scan(body, carry, steps)
     count = num_steps - half
-    mean = chain_mean(sums["x"] / count)
-    variance = chain_mean(sums["x2"] / count) - mean**2
+    mean = chain_mean(total / count)
+    variance = chain_mean(square / count) - mean**2
     tuning = MCLMCAdaptationState(
         L=L_PER_WIDTH * jnp.sqrt(jnp.sum(variance)),
-        step_size=jnp.exp(sums["log_step"] / count),
+        step_size=da_final(da_state),
         inverse_mass_matrix=inverse_mass,
     )
     return state, tuning, jnp.asarray(GRADS_PER_STEP * num_steps, jnp.int32)
