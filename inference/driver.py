@@ -454,7 +454,9 @@ def _start(posterior, config, keys, truth) -> ChainRun:
 
 def _resume(posterior, config, path) -> ChainRun:
     arrays, attrs = read_arrays(path)
-    if attrs.get("config") != to_dict(config):
+    # Fields added to RunConfig after a run was started take their defaults.
+    stored = {**to_dict(RunConfig()), **attrs.get("config", {})}
+    if stored != to_dict(config):
         raise ValueError(
             f"resume: the run configuration differs from the one in {path} "
             f"(stored {attrs.get('config')})"

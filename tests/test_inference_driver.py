@@ -1,5 +1,8 @@
 """The chain driver: checkpoint/resume reproduces an uninterrupted run; bad data is refused."""
 
+import dataclasses
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -42,6 +45,25 @@ def test_resume_reproduces_uninterrupted_run(posterior, tmp_path):
         assert fa["fields/s"].shape == (2, 4, MESH, MESH, MESH)
     with pytest.raises(ValueError, match="configuration differs"):
         run_chains(posterior, RunConfig(sampler="borg_hmc", seed=1), tmp_path / "a")
+
+
+def test_resume_of_a_file_written_before_new_run_options(posterior, tmp_path):
+    """A checkpoint whose stored configuration lacks options added since (here the large-scale
+    speed-up) resumes with their defaults, and is still refused with another value of them."""
+    config = RunConfig(sampler="borg_hmc", num_samples=20, num_warmup=10, num_chains=1, thin=10)
+    run_chains(posterior, config, tmp_path, progress=False, stop_after=10)
+    path = tmp_path / "chain.h5"
+    with h5py.File(path, "r+") as f:
+        stored = json.loads(f.attrs["config"])
+        for name in ("large_scale_speedup", "large_scale_shells"):
+            del stored[name]
+        f.attrs["config"] = json.dumps(stored)
+    with pytest.raises(ValueError, match="configuration differs"):
+        faster = dataclasses.replace(config, large_scale_speedup=2.0)
+        run_chains(posterior, faster, tmp_path, progress=False)
+    run_chains(posterior, config, tmp_path, progress=False)
+    with h5py.File(path) as f:
+        assert f.attrs["complete"] and f.attrs["steps_done"] == 20
 
 
 def _write_mock(path, counts, selection):
