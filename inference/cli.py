@@ -37,7 +37,7 @@ MODEL_OPTIONS = ("data", "model", "steps", "bias_prior", "fix_bias", "sample_cos
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``infer`` sub-command to the ``cosmolaw`` parser."""
-    from inference.driver import MASS_MATRICES
+    from inference.driver import MASS_MATRICES, RunConfig
     from inference.samplers import BLOCKS, SAMPLERS
 
     p = subparsers.add_parser(
@@ -74,12 +74,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--large-scale-speedup",
         type=float,
-        default=1.0,
+        default=RunConfig.large_scale_speedup,
         help="divide the latent widths of the modes in the lowest k-shells by this (>= 1): "
         "they mix that many times faster (2 with --sampler mclmc --mass-matrix hessian is "
         "the configuration of benchmarks/sampler_efficiency.py)",
     )
-    p.add_argument("--large-scale-shells", type=int, default=3, help="k-shells sped up (width k_f)")
+    p.add_argument(
+        "--large-scale-shells",
+        type=int,
+        default=RunConfig.large_scale_shells,
+        help="k-shells sped up (width k_f)",
+    )
     p.add_argument("--init", choices=("map", "prior"), default="map", help="chain starts")
     p.add_argument("--map-steps", type=int, default=50, help="L-BFGS iterations for the MAP")
     p.add_argument(
@@ -139,8 +144,11 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     opts.setdefault("model", None)
     opts.setdefault("steps", None)
     opts.setdefault("blocks", "joint")
-    opts.setdefault("large_scale_speedup", 1.0)
-    opts.setdefault("large_scale_shells", 3)
+    # Options added after a run was started take their defaults.
+    from inference.driver import RunConfig
+
+    opts.setdefault("large_scale_speedup", RunConfig.large_scale_speedup)
+    opts.setdefault("large_scale_shells", RunConfig.large_scale_shells)
     return opts
 
 
