@@ -153,18 +153,24 @@ class ParetoFront:
             front.append(replace(c, score=score))
         return cls(tuple(front), tuple(variables), **meta)
 
-    def best(self, criterion: str = "best") -> Candidate:
+    def best(
+        self, criterion: str = "best", admissible: Callable[[Candidate], bool] | None = None
+    ) -> Candidate:
         """Select a candidate by ``criterion``.
 
         ``"accuracy"``: lowest loss; ``"score"``: highest score; ``"best"`` (PySR's
         rule): highest score among candidates with loss at most 1.5 times the lowest;
-        ``"mdl"``: lowest description length.
+        ``"mdl"``: lowest description length. With ``admissible`` (e.g. a check of known
+        physical limits), only the candidates it accepts are considered; a ValueError
+        when it accepts none.
         """
         if criterion not in CRITERIA:
             raise ValueError(f"criterion={criterion!r}; allowed: {', '.join(CRITERIA)}")
         if not self.candidates:
             raise ValueError("the Pareto front is empty: no candidate could be fitted")
-        cands = self.candidates
+        cands = [c for c in self.candidates if admissible is None or admissible(c)]
+        if not cands:
+            raise ValueError("no candidate of the Pareto front is admissible")
         if criterion == "accuracy":
             return min(cands, key=lambda c: c.loss)
         if criterion == "score":

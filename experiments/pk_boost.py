@@ -15,7 +15,9 @@ two dimensionless variables: the linear power ``Delta2 = k^3 P_lin(k, a) / (2 pi
 nonlinearity of the mode; at fixed k it carries sigma8 D1(a) as ``(sigma8 D1)^2``) and the
 shape variable ``q = k / (Omega_m h)`` (k in units of the equality scale, which sets the
 local slope of P_lin), on training cosmologies; its constants are refitted on the relative
-error of B and it is checked on held-out cosmologies. Reference: halofit (Takahashi et al.
+error of B, the law chosen from the front is the best one (by the search's criterion) that is
+physical once refitted (B -> 1 on large scales, B growing with sigma8: ``law_checks``), and
+it is checked on held-out cosmologies. Reference: halofit (Takahashi et al.
 2012, ``simulator.halofit``) at the same points, and the law's form fitted to halofit's
 boost; at this resolution the PM boost sits below halofit at high k (the mesh softens the
 force on scales of a few cells).
@@ -24,6 +26,7 @@ force on scales of a few cells).
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -208,22 +211,36 @@ def law_checks(predict, config: dict[str, Any]) -> dict[str, float]:
 
     Returns ``small_k_deviation`` (max |B - 1| at k = ``K_SMALL`` over the cosmologies of the
     configuration at a = 1) and ``sigma8_min_step`` (the smallest increase of B between
-    neighbouring sigma8 on a grid 0.65..0.95, for k in [``K_MONOTONIC``, k_max], every output
-    time and the ends of the Omega_m range; > 0 means B grows monotonically with sigma8).
+    neighbouring sigma8 on a grid 0.65..0.95 in steps of 0.025, for 11 k in
+    [``K_MONOTONIC``, k_max], every output time and the ends of the Omega_m range; > 0 means B
+    grows monotonically with sigma8, also on any coarser grid that these nodes contain).
     """
+    small, curves = _check_inputs(json.dumps(config, sort_keys=True))
+    deviation = max(abs(float(predict(X)[0]) - 1.0) for X in small)
+    steps = [np.min(np.diff([predict(X) for X in grid], axis=0)) for grid in curves]
+    return {"small_k_deviation": deviation, "sigma8_min_step": float(min(steps))}
+
+
+@functools.cache
+def _check_inputs(config_json: str) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
+    """The law inputs of ``law_checks``: one row per cosmology at k = ``K_SMALL``, a = 1, and
+    per (Omega_m, a) the rows of each sigma8 of the grid (computed once per configuration)."""
+    config = json.loads(config_json)
     cosmos = [*config["train_cosmologies"], *config["test_cosmologies"]]
     oms = sorted({float(om) for om, _ in cosmos})
-    small = [
-        abs(float(predict(law_inputs(np.array([K_SMALL]), om, s8, 1.0))[0]) - 1.0)
-        for om, s8 in cosmos
+    small = [law_inputs(np.array([K_SMALL]), om, s8, 1.0) for om, s8 in cosmos]
+    k = np.linspace(K_MONOTONIC, k_limit(config), 11)
+    curves = [
+        [law_inputs(k, om, s8, a) for s8 in np.linspace(0.65, 0.95, 13)]
+        for om in (oms[0], oms[-1])
+        for a in [*config["snapshots"], 1.0]
     ]
-    k = np.linspace(K_MONOTONIC, k_limit(config), 8)
-    steps = []
-    for om in (oms[0], oms[-1]):
-        for a in [*config["snapshots"], 1.0]:
-            curves = [predict(law_inputs(k, om, s8, a)) for s8 in np.linspace(0.65, 0.95, 7)]
-            steps.append(np.min(np.diff(np.asarray(curves), axis=0)))
-    return {"small_k_deviation": max(small), "sigma8_min_step": float(min(steps))}
+    return small, curves
+
+
+def physical(checks: dict[str, float]) -> bool:
+    """Whether ``law_checks`` found B -> 1 on large scales and B growing with sigma8."""
+    return checks["small_k_deviation"] < LIMIT_TOL and checks["sigma8_min_step"] > 0
 
 
 def run(config: dict[str, Any], out_dir: Path):
@@ -235,7 +252,7 @@ def run(config: dict[str, Any], out_dir: Path):
     from experiments.refit import refit, refit_like
     from experiments.registry import ExperimentResult
     from experiments.report import Check
-    from experiments.search import search
+    from experiments.search import SEARCH_SETTINGS, search
 
     train = boost_table(config, config["train_cosmologies"])
     test = boost_table(config, config["test_cosmologies"])
@@ -248,7 +265,23 @@ def run(config: dict[str, Any], out_dir: Path):
     X, y = _columns(train, VARIABLES), train[:, COLUMNS.index("boost")]
     X_test, y_test = _columns(test, VARIABLES), test[:, COLUMNS.index("boost")]
 
-    # The search is for the nonlinear excess g = B - 1 (linear theory, B = 1, is the limit).
+    symbols = [sp.Symbol(v) for v in VARIABLES]
+
+    def fit_law(excess: sp.Expr):
+        """The law B = 1 + excess with its constants refitted to the relative error of B,
+        and its NumPy function ``(n, 2) -> (n,)``."""
+        fitted = refit(1 + excess, symbols, X, y, relative=True, prefix="c")
+        fn = sp.lambdify(symbols, fitted.expression, "numpy")
+        return fitted, lambda Xa: np.broadcast_to(fn(*np.asarray(Xa, float).T), (Xa.shape[0],))
+
+    def admissible(excess: sp.Expr) -> bool:
+        try:
+            return physical(law_checks(fit_law(excess)[1], config))
+        except ValueError:  # constants that NumPy cannot evaluate or fit
+            return False
+
+    # The search is for the nonlinear excess g = B - 1 (linear theory, B = 1, is the limit);
+    # the law chosen from its front is the best one that is physical once refitted.
     found = search(
         X,
         y - 1.0,
@@ -256,18 +289,10 @@ def run(config: dict[str, Any], out_dir: Path):
         seed=int(config["seed"]),
         target="excess",
         noise=float(config["noise"]),
-        **{
-            k: config[k]
-            for k in ("operators", "max_complexity", "budget_s", "criterion", "backend")
-        },
+        admissible=admissible,
+        **{k: config[k] for k in SEARCH_SETTINGS},
     )
-    symbols = [sp.Symbol(v) for v in VARIABLES]
-    fitted = refit(1 + found.expression, symbols, X, y, relative=True, prefix="c")
-    fn = sp.lambdify(symbols, fitted.expression, "numpy")
-
-    def law_fn(Xa: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(fn(*np.asarray(Xa, float).T), (Xa.shape[0],))
-
+    fitted, law_fn = fit_law(found.expression)
     held_out = accuracy(y_test, law_fn(X_test))
     hf_test = test[:, COLUMNS.index("halofit")]
     hf_acc = accuracy(y_test, hf_test)

@@ -62,6 +62,7 @@ def search(
     backend: str = "auto",
     target: str = "y",
     noise: float | None = None,
+    admissible: Callable[[sp.Expr], bool] | None = None,
 ) -> Search:
     """Search a law ``y = g(X)`` with ``discovery.discover`` and pick one by ``criterion``.
 
@@ -73,6 +74,9 @@ def search(
         target: name of ``y`` (must differ from the variable names).
         noise: standard deviation of ``y`` (the accuracy asked of the law), which sets the
             description length; None lets the engine estimate it.
+        admissible: the physics a law must obey, as a predicate on ``g`` (in plain symbols
+            of ``variables``); the choice is the best admissible law of the front, or the
+            best law when none is (``details["admissible"]`` says which).
     """
     from discovery import discover
 
@@ -88,8 +92,11 @@ def search(
         target=target,
         noise=noise,
     )
-    best = pareto.best(criterion)
     candidates = list(pareto.candidates)
+    passed = [
+        c for c in candidates if admissible is None or admissible(plain(c.expression, variables))
+    ]
+    best = pareto.best(criterion, (lambda c: c in passed) if passed else None)
     front = tuple(
         FrontPoint(int(c.complexity), float(c.loss), str(plain(c.expression, variables)))
         for c in candidates
@@ -107,6 +114,8 @@ def search(
         "operators": operators,
         "noise": noise,
     }
+    if admissible is not None:
+        details["admissible"] = bool(passed)
     return Search(plain(best.expression, variables), front, chosen, constants, details)
 
 

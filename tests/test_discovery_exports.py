@@ -74,6 +74,20 @@ def test_selection_criteria_follow_their_definitions():
         front.best("fastest")
 
 
+def test_selection_among_admissible_laws():
+    """A constraint (here: no dependence on theta) restricts each criterion to the laws it
+    accepts; the front's best law by every criterion depends on theta."""
+    front = _front()
+    free_of_theta = [c for c in front.candidates if theta not in c.expression.free_symbols]
+    assert [str(c.expression) for c in free_of_theta] == ["r", "1.4*r**2"]
+    for criterion in ("mdl", "accuracy", "best"):
+        assert theta in front.best(criterion).expression.free_symbols
+        chosen = front.best(criterion, admissible=lambda c: c in free_of_theta)
+        assert chosen.expression == 1.4 * r**2
+    with pytest.raises(ValueError, match="admissible"):
+        front.best("mdl", admissible=lambda c: False)
+
+
 def test_json_round_trip():
     front = _front()
     text = json.dumps(front.to_dict("mdl"))
