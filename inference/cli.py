@@ -31,6 +31,7 @@ RUN_OPTIONS = (
     "blocks",
     "large_scale_speedup",
     "large_scale_shells",
+    "energy_variance",
 )
 MODEL_OPTIONS = ("data", "model", "steps", "bias_prior", "fix_bias", "sample_cosmology")
 
@@ -84,6 +85,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=RunConfig.large_scale_shells,
         help="k-shells sped up (width k_f)",
+    )
+    p.add_argument(
+        "--energy-variance",
+        type=float,
+        default=RunConfig.energy_variance,
+        help="mclmc: target variance of the energy error per dimension (larger: larger steps, "
+        "more bias; 3e-4 in benchmarks/sampler_efficiency.py)",
     )
     p.add_argument("--init", choices=("map", "prior"), default="map", help="chain starts")
     p.add_argument("--map-steps", type=int, default=50, help="L-BFGS iterations for the MAP")
@@ -149,6 +157,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
     opts.setdefault("large_scale_speedup", RunConfig.large_scale_speedup)
     opts.setdefault("large_scale_shells", RunConfig.large_scale_shells)
+    opts.setdefault("energy_variance", RunConfig.energy_variance)
     return opts
 
 
@@ -203,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
         blocks=opts["blocks"],
         large_scale_speedup=float(opts["large_scale_speedup"]),
         large_scale_shells=int(opts["large_scale_shells"]),
+        energy_variance=float(opts["energy_variance"]),
     )
     out = Path(opts["out"])
     if args.resume is None and (out / "chain.h5").exists():

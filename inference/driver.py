@@ -37,10 +37,13 @@ from inference.precondition import (
     speed_up_large_scales,
 )
 from inference.samplers import BLOCKS, CHAIN_AXIS, SAMPLERS, Sampler, StepInfo, make_sampler
+from inference.samplers.mclmc import DESIRED_ENERGY_VAR
 
 MASS_MATRICES = ("fisher", "hessian", "adapted", "prior")
 INITS = ("map", "prior")
 FIELD_NAMES = ("s", "delta_L", "delta")
+#: What selects a run's compiled sampler: ``(sampler, blocks, energy_variance)``.
+Kind = tuple[str, str, float]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +74,11 @@ class RunConfig:
             cross them this many times faster (:func:`inference.precondition.
             speed_up_large_scales`); 1 leaves the mass matrix as ``mass_matrix`` makes it.
         large_scale_shells: number of k-shells of width k_f sped up (>= 1).
+        energy_variance: unadjusted MCLMC's target variance of the energy error per latent
+            dimension (> 0): larger gives larger steps and more bias. 3e-4 with
+            ``mass_matrix="hessian"`` and ``large_scale_speedup=2`` is the configuration of
+            ``benchmarks/sampler_efficiency.py`` (bias fixed there); with sampled bias, the
+            larger warm-up steps can land a chain in the sign-flipped mode ``b1 < 0``.
     """
 
     sampler: str = "mclmc"
@@ -87,6 +95,7 @@ class RunConfig:
     blocks: str = "joint"
     large_scale_speedup: float = 1.0
     large_scale_shells: int = 3
+    energy_variance: float = DESIRED_ENERGY_VAR
 
     def __post_init__(self) -> None:
         checks = [
@@ -107,6 +116,7 @@ class RunConfig:
             ("blocks", self.blocks in BLOCKS, f"one of {BLOCKS}"),
             ("large_scale_speedup", self.large_scale_speedup >= 1.0, "a number >= 1"),
             ("large_scale_shells", self.large_scale_shells >= 1, "an integer >= 1"),
+            ("energy_variance", 0 < self.energy_variance < np.inf, "a positive number"),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -189,7 +199,7 @@ def adapt_mass_matrix(
 
 
 @functools.cache
-def _pilot_fn(posterior: FieldPosterior, kind: tuple[str, str], num_steps: int) -> Callable:
+def _pilot_fn(posterior: FieldPosterior, kind: Kind, num_steps: int) -> Callable:
     """Compiled ``(precond, keys, starts) -> (ends, latent power, grads)`` over chains."""
 
     def one(precond, key, position):
@@ -273,11 +283,13 @@ def prior_pk_linear(posterior: FieldPosterior, params: Params) -> np.ndarray:
     return np.asarray(mean_t2 * posterior.box**3 / m**3)
 
 
-def _sampler(posterior: FieldPosterior, kind: tuple[str, str], precond: Preconditioner) -> Sampler:
-    """The sampler ``kind = (name, blocks)`` on the latent posterior of ``precond``."""
-    name, blocks = kind
+def _sampler(posterior: FieldPosterior, kind: Kind, precond: Preconditioner) -> Sampler:
+    """The sampler ``kind = (name, blocks, energy_variance)`` on the latent posterior of
+    ``precond``."""
+    name, blocks, energy_variance = kind
     conditional = latent_scalar_conditional(posterior, precond) if blocks == "gibbs" else None
-    return make_sampler(name, latent_logdensity(posterior, precond), blocks, conditional)
+    logdensity = latent_logdensity(posterior, precond)
+    return make_sampler(name, logdensity, blocks, conditional, energy_variance)
 
 
 @functools.cache
@@ -294,7 +306,7 @@ def _map_fn(posterior: FieldPosterior, num_steps: int) -> Callable:
 
 
 @functools.cache
-def _warmup_fn(posterior: FieldPosterior, kind: tuple[str, str], num_warmup: int) -> Callable:
+def _warmup_fn(posterior: FieldPosterior, kind: Kind, num_warmup: int) -> Callable:
     """Compiled ``(precond, keys, starts) -> (states, tunings, grads)``, vmapped over chains."""
 
     def one(precond, key, position):
@@ -304,7 +316,7 @@ def _warmup_fn(posterior: FieldPosterior, kind: tuple[str, str], num_warmup: int
 
 
 @functools.cache
-def _chunk_fn(posterior: FieldPosterior, kind: tuple[str, str], length: int) -> Callable:
+def _chunk_fn(posterior: FieldPosterior, kind: Kind, length: int) -> Callable:
     """Compiled ``(precond, states, tunings, chain_keys, start) -> (states, records, fields)``."""
 
     # The scalar block's acceptance exists only for Gibbs sweeps.
@@ -332,8 +344,8 @@ def _chunk_fn(posterior: FieldPosterior, kind: tuple[str, str], length: int) -> 
     return jax.jit(jax.vmap(one_chain, in_axes=(None, 0, 0, 0, None)))
 
 
-def _kind(config: RunConfig) -> tuple[str, str]:
-    return config.sampler, config.blocks
+def _kind(config: RunConfig) -> Kind:
+    return config.sampler, config.blocks, config.energy_variance
 
 
 def _keys(seed: int, num_chains: int) -> dict[str, jax.Array]:

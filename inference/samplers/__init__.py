@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from jax import Array
 
@@ -32,6 +33,7 @@ def make_sampler(
     logdensity_fn: Callable[..., Array],
     blocks: str = "joint",
     conditional: ScalarConditional | None = None,
+    energy_variance: float | None = None,
 ) -> Sampler:
     """The sampler called ``name`` (one of :data:`SAMPLERS`) on a latent log density.
 
@@ -41,11 +43,15 @@ def make_sampler(
         blocks: one of :data:`BLOCKS`.
         conditional: with ``blocks="gibbs"``, how to evaluate the scalar block's log density
             (default: the joint log density at fixed ``s``).
+        energy_variance: ``mclmc``'s target energy-error variance per dimension (default
+            :data:`inference.samplers.mclmc.DESIRED_ENERGY_VAR`); ignored by the others.
     """
     from inference.samplers import borg_hmc, gibbs, mclmc, nuts
 
     builders = {
-        "mclmc": mclmc.sampler,
+        "mclmc": partial(
+            mclmc.sampler, desired_energy_var=energy_variance or mclmc.DESIRED_ENERGY_VAR
+        ),
         "adjusted_mclmc": mclmc.adjusted_sampler,
         "borg_hmc": borg_hmc.sampler,
         "quarter_hmc": borg_hmc.quarter_period_sampler,

@@ -21,7 +21,8 @@ CHAIN_AXIS = "chain"
 class StepInfo(NamedTuple):
     """What one transition reports, common to all samplers (scalars per chain).
 
-    acceptance: Metropolis acceptance probability (1 for unadjusted MCLMC).
+    acceptance: Metropolis acceptance probability (unadjusted MCLMC: 0 for a step rejected by
+        its energy-error cutoff, else 1).
     energy_error: Delta H of the trajectory (MCLMC: its energy change).
     num_grads: gradient evaluations spent in this step.
     divergent: whether the trajectory diverged (or, for MCLMC, returned NaN).
