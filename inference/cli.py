@@ -77,8 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=RunConfig.large_scale_speedup,
         help="divide the latent widths of the modes in the lowest k-shells by this (>= 1): "
-        "they mix that many times faster (2 with --sampler mclmc --mass-matrix hessian is "
-        "the configuration of benchmarks/sampler_efficiency.py)",
+        "they mix that many times faster (2 with --sampler mclmc --mass-matrix hessian "
+        "--energy-variance 3e-4 is the configuration of benchmarks/sampler_efficiency.py)",
     )
     p.add_argument(
         "--large-scale-shells",
