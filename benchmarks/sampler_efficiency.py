@@ -17,7 +17,7 @@ the truth). In one process, with the same number of chains and steps:
   :func:`inference.samplers.mclmc.pooled_warmup` (one step size and ``L`` for all chains, from
   a bounded energy-error statistic that the rare huge errors at the Poisson likelihood's walls
   cannot swing; ``L`` 2.5 times the latent width, about a quarter period), rejecting the steps
-  whose energy error exceeds 10 times its typical size (a trajectory thrown back by such a wall,
+  whose energy error exceeds 30 times its typical size (a trajectory thrown back by such a wall,
   which, kept, widens the low-k P(k) posterior 1.4-1.8x). ``--sampler``,
   ``--mass-matrix`` and ``--large-scale-speedup`` select another configuration, e.g. the exact
   kernel ``quarter_hmc`` with ``--mass-matrix adapted`` (the Hessian's, rescaled per k-shell by
