@@ -52,7 +52,7 @@ from inference.precondition import latent_logdensity
 from inference.samplers import CHAIN_AXIS, make_sampler
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
-from simulator.mock import Observation
+from simulator.observe.mock import Observation
 
 NUM_MODES = 20
 

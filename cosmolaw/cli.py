@@ -22,7 +22,7 @@ from cosmolaw import __version__
 #: one-line summary ``cosmolaw --help`` shows, in help order.
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("simulator.cli", "run a particle-mesh simulation and write DIR/sim.h5"),
-    "mock": ("simulator.mock_cli", "draw a mock galaxy survey (counts on the mesh)"),
+    "mock": ("simulator.observe.cli", "draw a mock galaxy survey (counts on the mesh)"),
     "infer": ("inference.cli", "sample initial conditions, bias (and cosmology)"),
     "discover": ("discovery.cli", "find closed-form laws in a table"),
     "compress": ("discovery.compress.cli", "train a neural or MOPED compressor"),

@@ -1,7 +1,7 @@
 """Experiment ``bias-law``: the law relating halo number density to the smoothed matter density.
 
 Data: PM simulations (``simulator.pipeline.simulate``); friends-of-friends haloes
-(``simulator.halos``, linking length ``b`` times the mean interparticle separation, at least
+(``simulator.observe.halos``, linking length ``b`` times the mean interparticle separation, at least
 ``min_members`` particles). Particles and halo centres are painted (CIC) on an analysis mesh
 and both fields are smoothed with a spherical top-hat of radius R; the halo field is in units
 of its mean, ``n_h / <n_h>``, the matter field is ``rho = 1 + delta``.
@@ -15,7 +15,7 @@ literature laws fitted by least squares:
 
 - linear bias, ``n_h / <n_h> = 1 + b delta``;
 - the power law with an exponential cut-off at low density of Neyrinck et al. (2014),
-  ``n_h / <n_h> = A rho^alpha exp(-(rho / rho_c)^(-epsilon))`` (``simulator.bias.neyrinck``
+  ``n_h / <n_h> = A rho^alpha exp(-(rho / rho_c)^(-epsilon))`` (``simulator.observe.bias.neyrinck``
   with an amplitude ``A``, since the law is not normalised to unit mean).
 
 The law is then checked on a simulation with another seed.
@@ -147,7 +147,7 @@ def simulate_fields(config: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
     from simulator.config import SimConfig
     from simulator.cosmology import Cosmology
     from simulator.gravity import lattice
-    from simulator.halos import friends_of_friends
+    from simulator.observe.halos import friends_of_friends
     from simulator.pipeline import simulate
 
     cosmo = Cosmology.planck18()
@@ -240,7 +240,7 @@ def _checks_and_numbers(
     tolerance: float,
 ) -> tuple[list, dict[str, float]]:
     """The scientific checks of the run and the numbers they rest on."""
-    from experiments.report import Check
+    from experiments.core.html_report import Check
 
     min_slope = float(np.min(np.diff(law_fn(grid[:, None])) / np.diff(grid)))
     rms = float(np.sqrt(np.mean((law_fn(X_test) - y_test) ** 2)))
@@ -291,9 +291,9 @@ def run(config: dict[str, Any], out_dir: Path):
     import sympy as sp
 
     from cosmolaw.io import write_groups
-    from experiments.laws import Literature
-    from experiments.registry import ExperimentResult
-    from experiments.search import search_with_config, train_test_bins, univariate
+    from experiments.core.law_search import search_with_config, train_test_bins, univariate
+    from experiments.core.laws import Literature
+    from experiments.core.registry import ExperimentResult
 
     _validate(config)
     seeds = [*config["train_seeds"], *config["test_seeds"]]

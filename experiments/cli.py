@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from experiments.registry import experiments
+    from experiments.core.registry import experiments
 
     for exp in experiments().values():
         print(f"{exp.name}\n    {exp.question}")
@@ -35,7 +35,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from experiments.registry import get_experiment, run_experiment
+    from experiments.core.registry import get_experiment, run_experiment
 
     get_experiment(args.name)  # unknown names fail before any work
     outcome = run_experiment(args.name, quick=args.quick, out_dir=args.out)

@@ -188,8 +188,8 @@ def _predictor(candidate, symbols):
 
 
 def _front_points(front):
-    from experiments.laws import FrontPoint
-    from experiments.search import plain
+    from experiments.core.law_search import plain
+    from experiments.core.laws import FrontPoint
 
     names = [s.name for s in front.variables]
     return tuple(
@@ -218,10 +218,10 @@ def run(config: dict[str, Any], out_dir: Path):
         summary_derivatives,
         train_imnn,
     )
-    from experiments.laws import Law, Literature, accuracy
-    from experiments.registry import ExperimentResult
-    from experiments.report import Check
-    from experiments.search import plain
+    from experiments.core.html_report import Check
+    from experiments.core.law_search import plain
+    from experiments.core.laws import Law, Literature, accuracy
+    from experiments.core.registry import ExperimentResult
 
     sim_config(config).validate()
     simulator = power_simulator(config)

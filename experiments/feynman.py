@@ -51,8 +51,8 @@ def _law(outcome, names: tuple[str, ...]):
     """The report's ``Law`` of one solved problem, with the truth as its literature law."""
     import sympy as sp
 
-    from experiments.laws import FrontPoint, Law, Literature
-    from experiments.search import plain
+    from experiments.core.law_search import plain
+    from experiments.core.laws import FrontPoint, Law, Literature
 
     problem = outcome.problem
     expr = plain(outcome.law.expression, names)
@@ -99,8 +99,8 @@ def run(config: dict[str, Any], out_dir: Path):
 
     from cosmolaw.io import atomic_h5, set_attrs
     from discovery import feynman
-    from experiments.registry import ExperimentResult
-    from experiments.report import Check
+    from experiments.core.html_report import Check
+    from experiments.core.registry import ExperimentResult
 
     noise_levels = [float(v) for v in config["noise_levels"]]
     if not noise_levels or any(v < 0 for v in noise_levels):

@@ -1,6 +1,6 @@
 """Experiment ``field-level-bias``: a bias law discovered from posterior fields, and back.
 
-1. Mock (``simulator.mock.make_mock``): white noise -> linear field -> LPT to ``a_stop`` ->
+1. Mock (``simulator.observe.mock.make_mock``): white noise -> linear field -> LPT to ``a_stop`` ->
    CIC density ``delta`` -> galaxy counts, Poisson with mean ``nbar_cell F(1 + delta)``,
    ``F`` a hand-written law (by default Neyrinck et al. 2014, the power law with an
    exponential cut-off at low density that BORG uses).
@@ -196,7 +196,7 @@ def predictive_deviance(
     import jax
     import jax.numpy as jnp
 
-    from simulator.mock import expected_counts
+    from simulator.observe.mock import expected_counts
 
     n = posterior.delta.shape[0]
     defaults = dataclasses.asdict(law.params_type())
@@ -226,7 +226,7 @@ class Discovery:
         names: the constants' symbol names; values: their pooled fits, ``(P,)``.
         per_sample: the constants refitted to each sample's curve, ``(S, P)``.
         sigma: total one-sigma uncertainty of each constant, ``(P,)``.
-        search: the ``experiments.search.Search`` of ``g = sqrt(F)``.
+        search: the ``experiments.core.law_search.Search`` of ``g = sqrt(F)``.
     """
 
     expression: Any
@@ -252,8 +252,8 @@ def discover_law(
     """
     import sympy as sp
 
-    from experiments.refit import refit, refit_like
-    from experiments.search import search
+    from experiments.core.law_search import search
+    from experiments.core.refit import refit, refit_like
 
     X, y, err = pooled_curve(x_mean, y_mean, y_err)
     ok = np.isfinite(X) & np.isfinite(y) & (y > 0)
@@ -312,7 +312,7 @@ def curve_deviation(law: np.ndarray, truth: np.ndarray, mean: float) -> float:
 @dataclass(frozen=True)
 class MockData:
     """The simulated survey: ``SimConfig``, ``Cosmology``, ``Observation``, the ``Mock`` and
-    its true fields (``simulator.mock.make_mock``)."""
+    its true fields (``simulator.observe.mock.make_mock``)."""
 
     conf: Any
     cosmo: Any
@@ -326,7 +326,7 @@ def simulate_mock(config: dict[str, Any]) -> MockData:
     mock_seed) with Poisson counts."""
     from simulator.config import SimConfig
     from simulator.cosmology import Cosmology
-    from simulator.mock import Observation, make_mock
+    from simulator.observe.mock import Observation, make_mock
 
     model = config["model"]
     conf = SimConfig(
@@ -441,12 +441,12 @@ def run(config: dict[str, Any], out_dir: Path):
     """Run the experiment (see the module docstring); returns an ``ExperimentResult``."""
 
     from cosmolaw.io import atomic_h5, set_attrs
-    from experiments.laws import FrontPoint, Law
-    from experiments.registry import ExperimentResult
-    from experiments.report import Check
-    from experiments.search import univariate
+    from experiments.core.html_report import Check
+    from experiments.core.law_search import univariate
+    from experiments.core.laws import FrontPoint, Law
+    from experiments.core.registry import ExperimentResult
     from inference.models import counts_posterior
-    from simulator.mock import write_mock
+    from simulator.observe.mock import write_mock
 
     _validate(config)
     out_dir = Path(out_dir)
@@ -572,7 +572,7 @@ def run(config: dict[str, Any], out_dir: Path):
         laws=[law],
         checks=checks,
         data={
-            "source": f"simulator.mock.make_mock ({config['model']}), Planck 2018",
+            "source": f"simulator.observe.mock.make_mock ({config['model']}), Planck 2018",
             "data file": "mock.h5, field_level_bias.h5, chains/*/chain.h5",
             "mock": f"{conf.mesh}^3 cells, box {conf.box} Mpc/h, a = {conf.a_stop}, "
             f"{obs.law.name} bias {dict(obs.bias_params)}, nbar_cell {nbar}, Poisson",
@@ -606,7 +606,7 @@ def _literature(obs, predict, true_curve, hand_mean: dict, fit_summary: dict) ->
     after closing the loop, the hand-written law's posterior predictive fit."""
     import sympy as sp
 
-    from experiments.laws import Literature
+    from experiments.core.laws import Literature
 
     numbers = [
         (f"F({v:g})", float(predict(np.array([[v]]))[0]), float(true_curve(np.array([[v]]))[0]))
@@ -641,7 +641,7 @@ def _literature(obs, predict, true_curve, hand_mean: dict, fit_summary: dict) ->
 
 def true_expression(name: str, params: dict[str, float], x):
     """The hand-written law ``name`` (one of :data:`TRUE_LAWS`) with ``params`` as a sympy
-    expression of the symbol ``x = 1 + delta`` (same forms as ``simulator.bias``)."""
+    expression of the symbol ``x = 1 + delta`` (same forms as ``simulator.observe.bias``)."""
     import sympy as sp
 
     p = params

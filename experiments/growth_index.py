@@ -174,7 +174,7 @@ def _per_w_gamma(law, table: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndar
     """Refit the LCDM power law at each distinct w of ``table``: ``(w, gamma)``."""
     import sympy as sp
 
-    from experiments.refit import refit
+    from experiments.core.refit import refit
 
     x = sp.Symbol("Omega_m_a")
     ws = np.unique(table["w"])
@@ -190,11 +190,11 @@ def run(config: dict[str, Any], out_dir: Path):
     """Run the experiment (see the module docstring); returns an ``ExperimentResult``."""
     import sympy as sp
 
-    from experiments.laws import Law, Literature
-    from experiments.refit import refit
-    from experiments.registry import ExperimentResult
-    from experiments.report import Check
-    from experiments.search import search
+    from experiments.core.html_report import Check
+    from experiments.core.law_search import search
+    from experiments.core.laws import Law, Literature
+    from experiments.core.refit import refit
+    from experiments.core.registry import ExperimentResult
 
     seed = int(config["seed"])
     rng = np.random.default_rng(seed)
@@ -384,7 +384,7 @@ def _literature_w(x, w, numbers: dict[str, list]) -> list:
     else of ``(Omega_m_a, w)`` as ``f = Omega_m(a)^gamma(w)``; ``numbers`` by law name."""
     import sympy as sp
 
-    from experiments.laws import Literature
+    from experiments.core.laws import Literature
 
     linder = sp.Piecewise((0.55 + 0.05 * (1 + w), w >= -1), (0.55 + 0.02 * (1 + w), True))
     wang = 3 * (1 - w) / (5 - 6 * w)

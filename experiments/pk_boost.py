@@ -248,11 +248,11 @@ def run(config: dict[str, Any], out_dir: Path):
     import sympy as sp
 
     from cosmolaw.io import atomic_h5, set_attrs
-    from experiments.laws import FrontPoint, Law, Literature, accuracy
-    from experiments.refit import refit, refit_like
-    from experiments.registry import ExperimentResult
-    from experiments.report import Check
-    from experiments.search import SEARCH_SETTINGS, search
+    from experiments.core.html_report import Check
+    from experiments.core.law_search import SEARCH_SETTINGS, search
+    from experiments.core.laws import FrontPoint, Law, Literature, accuracy
+    from experiments.core.refit import refit, refit_like
+    from experiments.core.registry import ExperimentResult
 
     train = boost_table(config, config["train_cosmologies"])
     test = boost_table(config, config["test_cosmologies"])

@@ -194,10 +194,10 @@ def run(config: dict[str, Any], out_dir: Path):
     import sympy as sp
 
     from cosmolaw.io import write_groups
-    from experiments.laws import Literature, accuracy
-    from experiments.registry import ExperimentResult
-    from experiments.report import Check
-    from experiments.search import search_with_config, train_test_bins, univariate
+    from experiments.core.html_report import Check
+    from experiments.core.law_search import search_with_config, train_test_bins, univariate
+    from experiments.core.laws import Literature, accuracy
+    from experiments.core.registry import ExperimentResult
 
     sims = {s: simulate_fields(config, s) for s in [*config["train_seeds"], *config["test_seeds"]]}
     groups = {f"seed_{s}": fields for s, fields in sims.items()}

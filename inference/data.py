@@ -109,8 +109,8 @@ def model_from_attrs(attrs: dict[str, Any]) -> tuple[Any, Any, Any, str]:
     """``(SimConfig, Cosmology, Observation, model)`` of a mock from its file attributes."""
     from simulator.config import SimConfig
     from simulator.cosmology import Cosmology
-    from simulator.mock import Observation
-    from simulator.rsd import RSDConfig
+    from simulator.observe.mock import Observation
+    from simulator.observe.rsd import RSDConfig
 
     sim = _group(attrs, "sim")
     if not sim:

@@ -13,7 +13,7 @@ from jax import Array
 
 from inference.fields import fourier_filter
 from inference.posterior import FieldPosterior
-from simulator.bias import BiasLaw
+from simulator.observe.bias import BiasLaw
 
 
 def linear_gaussian_posterior(data: Array, transfer: Array, box: float, noise_std: float):
@@ -86,13 +86,13 @@ def counts_posterior(
         counts, selection: data on the mesh ``(m, m, m)`` (validated here).
         conf: ``simulator.config.SimConfig`` (mesh, box, times, steps).
         cosmo: ``simulator.cosmology.Cosmology``; parameters not sampled stay fixed.
-        obs: ``simulator.mock.Observation`` (bias law, nbar, noise, RSD); its bias and noise
+        obs: ``simulator.observe.mock.Observation`` (bias law, nbar, noise, RSD); its bias and noise
             parameter values are used for those not sampled.
         model: one of :data:`FORWARD_MODELS`.
         bias_priors, cosmo_priors, noise_priors: ``{name: (mean, std)}`` of the sampled
             parameters; ``None`` samples every bias parameter with :func:`default_priors`
             around the law's defaults, and no cosmological or noise parameter.
-        bias_law: optional ``simulator.bias.BiasLaw`` used instead of ``obs``'s law (e.g. a
+        bias_law: optional ``simulator.observe.bias.BiasLaw`` used instead of ``obs``'s law (e.g. a
             discovered law from :func:`inference.symbolic_bias.symbolic_bias_law`); its
             ``params_type`` defaults are the values of the parameters not sampled.
     """
@@ -102,8 +102,8 @@ def counts_posterior(
     from simulator.growth import growth_table
     from simulator.ic import linear_field
     from simulator.lpt import lpt
-    from simulator.mock import expected_counts, observed_density
     from simulator.nbody import nbody
+    from simulator.observe.mock import expected_counts, observed_density
 
     if model not in FORWARD_MODELS:
         raise ValueError(f"model={model!r} is not allowed: use one of {FORWARD_MODELS}")
@@ -171,7 +171,7 @@ def mock_counts(conf, cosmo, obs, model: str, key: Array) -> tuple[np.ndarray, d
     White noise ``s ~ N(0, 1)`` -> forward ``model`` -> ``nbar_cell F(delta)`` -> ``obs`` noise.
     Returns ``(counts, truth)`` with ``truth = {"s", "delta_L", "delta"}``, each ``(m, m, m)``.
     """
-    from simulator.mock import expected_counts
+    from simulator.observe.mock import expected_counts
 
     shape = (conf.mesh,) * 3
     empty = counts_posterior(np.zeros(shape), np.ones(shape), conf, cosmo, obs, model, {})

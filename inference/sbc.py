@@ -99,7 +99,7 @@ def counts_family(
             drawn from them); ``None``: broad defaults around the law's values.
     """
     from inference.models import counts_posterior
-    from simulator.mock import counts_log_likelihood, expected_counts
+    from simulator.observe.mock import counts_log_likelihood, expected_counts
 
     shape = (conf.mesh,) * 3
     base = counts_posterior(

@@ -2,13 +2,14 @@
 
 A law found by symbolic regression is a sympy expression ``F(x; c0, c1, ...)`` of the matter
 density in units of the mean, ``x = 1 + delta``, and of named constants. :func:`symbolic_bias_law`
-turns it into a :class:`simulator.bias.BiasLaw` evaluated in JAX (``sympy.lambdify`` with the
+turns it into a :class:`simulator.observe.bias.BiasLaw` evaluated in JAX
+(``sympy.lambdify`` with the
 ``jax`` module), whose parameters are a pytree dataclass with one field per constant and the
 fitted values as defaults. The constants are then differentiable parameters: give them priors
 in :func:`inference.models.counts_posterior` (``bias_law=..., bias_priors=...``) to sample them
 with the field, or an empty prior table to keep them at their values.
 
-As in the built-in power laws, ``x`` is floored at :data:`simulator.bias.DENSITY_FLOOR`, so
+As in the built-in power laws, ``x`` is floored at :data:`simulator.observe.bias.DENSITY_FLOOR`, so
 powers and logarithms of empty cells stay finite.
 """
 
@@ -24,7 +25,7 @@ import numpy as np
 import sympy as sp
 
 from cosmolaw.pytree import pytree_dataclass
-from simulator.bias import DENSITY_FLOOR, REAL, BiasLaw
+from simulator.observe.bias import DENSITY_FLOOR, REAL, BiasLaw
 
 #: Densities ``x = 1 + delta`` at which a new law must be finite (dimensionless).
 PROBE_DENSITIES = (0.05, 0.3, 1.0, 3.0, 10.0)

@@ -3,7 +3,8 @@
 Linear theory lives in ``cosmology`` (parameters, background), ``growth``
 (D1, D2, f1, f2) and ``linear_power`` (Eisenstein & Hu P(k)); the dynamics in
 ``ic``, ``lpt``, ``cic``, ``gravity`` and ``nbody``; measurements in ``measure``;
-the observation model in ``bias``, ``rsd``, ``selection``, ``noise`` and ``mock``.
+the observation model (bias, RSD, selection, noise, mocks, haloes) in the subpackage
+``simulator.observe``; the scale-out across devices and hosts in ``simulator.distributed``.
 The modules ``lpt`` and ``nbody`` keep their names here: call ``simulator.lpt.lpt``
 and ``simulator.nbody.nbody``.
 """

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--snapshots", default="", help="comma-separated scale factors, e.g. 0.5,1.0")
     add_cosmology_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    from simulator.distributed_cli import add_ensemble_arguments
+    from simulator.distributed.cli import add_ensemble_arguments
 
     add_ensemble_arguments(p)
     p.set_defaults(func=run_simulate)
@@ -93,7 +93,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise ValueError(f"seed={args.seed} is invalid: must be a non-negative integer")
     if args.ensemble is not None:
-        from simulator.distributed_cli import run_ensemble_command
+        from simulator.distributed.cli import run_ensemble_command
 
         return run_ensemble_command(args, cosmo, conf)
 

@@ -1,4 +1,4 @@
-"""Chains over MPI ranks, launched by ``tests/test_mpi_chains.py`` as
+"""Chains over MPI ranks, launched by ``tests/test_inference_mpi_chains.py`` as
 ``mpiexec -n 2 python tests/mpi_chain_checks.py OUT_DIR [STOP_AFTER]``.
 
 Each rank is an independent JAX process; :func:`inference.parallel.run_chains_mpi` runs the

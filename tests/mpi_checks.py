@@ -1,4 +1,4 @@
-"""Two-process checks launched by ``tests/test_mpi.py`` as
+"""Two-process checks launched by ``tests/test_simulator_distributed_mpi.py`` as
 ``mpiexec -n 2 python tests/mpi_checks.py OUT_DIR``.
 
 Each MPI rank is one JAX process with one CPU device, joined by ``jax.distributed``

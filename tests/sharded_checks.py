@@ -1,6 +1,7 @@
 """Sharded-versus-single-device measurements on 8 host devices, printed as one JSON line.
 
-Run by ``tests/test_distributed.py`` in a subprocess, because the host device count must be
+Run by ``tests/test_simulator_distributed.py`` in a subprocess, because the host device count
+must be
 set before JAX starts: ``python tests/sharded_checks.py``. Every entry ``*_err`` is
 ``max |sharded - single| / rms(single)``; the test asserts on them. float64 throughout, so
 that the differences measure the decomposition and not float32 round-off amplified by

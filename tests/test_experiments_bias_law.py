@@ -22,7 +22,7 @@ from experiments.bias_law import (
     neyrinck_law,
     smoothed_density,
 )
-from experiments.registry import run_experiment
+from experiments.core.registry import run_experiment
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import sympy as sp
 
 from discovery.compress import load_network, summarise
 from experiments.compressed_summary import ANGLE_TOL_DEG, DISTILL_TOL, QUICK, power_simulator
-from experiments.registry import run_experiment
+from experiments.core.registry import run_experiment
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """``field-level-bias`` and the main job ``quickstart`` (the same pipeline).
 
 Fast tests check the pieces against independent references: a bias law built from a sympy
-expression against the hand-written JAX law of ``simulator.bias`` (values, gradients, and the
+expression against the hand-written JAX law of ``simulator.observe.bias`` (values, gradients,
+and the
 whole posterior log density), binned means of a known relation, the Poisson deviance against
 its closed form. The slow tests run ``cosmolaw run field-level-bias --quick`` and assert the
 science: the law discovered from the posterior fields follows the mock's true bias law over
@@ -33,7 +34,7 @@ from experiments.field_level_bias import (
     true_expression,
 )
 from inference.symbolic_bias import symbolic_bias_law
-from simulator.bias import BIAS_LAWS, NeyrinckBias
+from simulator.observe.bias import BIAS_LAWS, NeyrinckBias
 
 NEYRINCK = {"beta": 1.5, "rho_g": 0.4, "epsilon": 1.5}
 
@@ -62,7 +63,7 @@ def test_posterior_with_symbolic_law_equals_posterior_with_builtin_law():
     from inference.models import counts_posterior
     from simulator.config import SimConfig
     from simulator.cosmology import Cosmology
-    from simulator.mock import Observation
+    from simulator.observe.mock import Observation
 
     conf = SimConfig(mesh=8, box=64.0, a_stop=1.0, lpt_order=1)
     obs = Observation(bias="neyrinck", bias_params=NEYRINCK, nbar_cell=3.0)
@@ -100,10 +101,10 @@ def test_symbolic_law_refuses_bad_input(expression, constants, match):
 
 def test_counts_posterior_refuses_law_without_parameter_type():
     from inference.models import counts_posterior
-    from simulator.bias import get_bias_law
     from simulator.config import SimConfig
     from simulator.cosmology import Cosmology
-    from simulator.mock import Observation
+    from simulator.observe.bias import get_bias_law
+    from simulator.observe.mock import Observation
 
     shape = (8, 8, 8)
     with pytest.raises(ValueError, match="bias_law"):

@@ -2,7 +2,7 @@
 
 The law is read back from ``discoveries.json`` and evaluated here with inputs computed
 independently (linear theory of ``simulator.linear_power``); halofit comes from
-``simulator.halofit`` (itself tested against CAMB in tests/test_halofit.py).
+``simulator.halofit`` (itself tested against CAMB in tests/test_simulator_halofit.py).
 
 QUICK (64^3 mesh, 32^3 particles, 128 Mpc/h, 2 seeds x 2 paired runs per cosmology, a 30 s
 search) reaches 1.9% rms relative error on the held-out cosmologies on an idle machine (the
@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from experiments.core.registry import run_experiment
 from experiments.pk_boost import QUICK, k_limit
-from experiments.registry import run_experiment
 from simulator.cosmology import Cosmology
 from simulator.halofit import halofit_boost
 from simulator.linear_power import linear_power

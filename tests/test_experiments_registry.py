@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from cosmolaw.cli import main
-from experiments.registry import EXPERIMENT_MODULES, experiments, get_experiment, run_experiment
+from experiments.core.registry import (
+    EXPERIMENT_MODULES,
+    experiments,
+    get_experiment,
+    run_experiment,
+)
 
 
 def test_every_module_declares_an_experiment():

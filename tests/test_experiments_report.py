@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from experiments import plots
-from experiments.exports import write_exports
-from experiments.laws import FrontPoint, Law, Literature, accuracy, law_record
-from experiments.refit import free_constants, refit, refit_like
-from experiments.report import LAW_PARTS, SECTIONS, Check, Report, render_html
+from experiments.core import figures
+from experiments.core.exports import write_exports
+from experiments.core.html_report import LAW_PARTS, SECTIONS, Check, Report, render_html
+from experiments.core.laws import FrontPoint, Law, Literature, accuracy, law_record
+from experiments.core.refit import free_constants, refit, refit_like
 
 x, w = sp.symbols("x w")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -75,7 +75,7 @@ def test_accuracy_numbers():
 def test_partial_dependence_of_a_linear_law_is_analytic(data):
     X, _ = data
     grid = np.linspace(0.3, 1.0, 7)
-    pd = plots.partial_dependence(lambda A: 2 * A[:, 0] - 3 * A[:, 1], X, 0, grid)
+    pd = figures.partial_dependence(lambda A: 2 * A[:, 0] - 3 * A[:, 1], X, 0, grid)
     np.testing.assert_allclose(pd, 2 * grid - 3 * X[:, 1].mean(), rtol=1e-12)
 
 
@@ -127,8 +127,8 @@ def test_law_record_scores_held_out_data(data):
 
 
 def test_equation_png_renders_and_falls_back():
-    assert plots.equation_png(r"f = \Omega_m(a)^{0.55}").startswith(PNG_MAGIC)
-    assert plots.equation_png(r"f = \notacommand{x}").startswith(PNG_MAGIC)
+    assert figures.equation_png(r"f = \Omega_m(a)^{0.55}").startswith(PNG_MAGIC)
+    assert figures.equation_png(r"f = \notacommand{x}").startswith(PNG_MAGIC)
 
 
 def test_report_is_self_contained(data):

@@ -26,7 +26,7 @@ def run(tmp_path_factory):
 
     from simulator.config import SimConfig
     from simulator.cosmology import Cosmology
-    from simulator.mock import Observation
+    from simulator.observe.mock import Observation
 
     conf = SimConfig(mesh=16, box=512.0, a_stop=0.5, lpt_order=1)
     cosmo = Cosmology.planck18()

@@ -16,7 +16,7 @@ import pytest
 from inference.precondition import Preconditioner, speed_up_large_scales
 from inference.samplers import CHAIN_AXIS
 from inference.samplers import mclmc as mclmc_module
-from simulator.mock import smooth_positive
+from simulator.observe.mock import smooth_positive
 
 DIM, CHAINS, DESIRED = 1024, 4, 1e-4
 

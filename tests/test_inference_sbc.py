@@ -21,7 +21,7 @@ PRIOR_MEAN, PRIOR_STD = 1.5, 0.3
 def result():
     from simulator.config import SimConfig
     from simulator.cosmology import Cosmology
-    from simulator.mock import Observation
+    from simulator.observe.mock import Observation
 
     conf = SimConfig(mesh=8, box=512.0, a_stop=0.5, lpt_order=1)
     obs = Observation(bias="linear", bias_params={"b1": PRIOR_MEAN}, nbar_cell=10.0)

@@ -98,9 +98,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     """Validated configuration objects from the arguments (nothing compiled yet)."""
-    from simulator.mock import Observation
-    from simulator.rsd import RSDConfig
-    from simulator.selection import load_selection, survey_selection
+    from simulator.observe.mock import Observation
+    from simulator.observe.rsd import RSDConfig
+    from simulator.observe.selection import load_selection, survey_selection
 
     conf = sim_config_from_args(
         args, lpt_order={"lpt1": 1, "lpt2": 2}.get(args.model, args.lpt_order)
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     from cosmolaw import __version__
     from cosmolaw.io import write_toml
     from cosmolaw.pytree import to_dict
-    from simulator.mock import make_mock, write_mock
+    from simulator.observe.mock import make_mock, write_mock
 
     s = _settings(args)
     conf, cosmo, obs = s["conf"], s["cosmo"], s["obs"]

@@ -9,8 +9,8 @@ from simulator import ic, lpt
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
 from simulator.growth import growth_at, growth_table
-from simulator.mock import observed_density
-from simulator.rsd import (
+from simulator.observe.mock import observed_density
+from simulator.observe.rsd import (
     RSDConfig,
     check_observer,
     kaiser_monopole_factor,

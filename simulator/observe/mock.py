@@ -4,11 +4,12 @@ Chain from a forward-model result to galaxy counts (every step pure JAX and diff
 except the draws):
 
 1. :func:`observed_density`: particles (``disp``, ``vel``) moved to redshift space
-   (:mod:`simulator.rsd`) and painted (CIC) into the density contrast ``delta``;
+   (:mod:`simulator.observe.rsd`) and painted (CIC) into the density contrast ``delta``;
 2. :func:`expected_counts`: ``lam = nbar_cell * selection * F_+(delta)`` with ``F`` a bias
-   law (:mod:`simulator.bias`, made strictly positive) and the selection grid of
-   :mod:`simulator.selection`;
-3. a noise model (:mod:`simulator.noise`) draws the counts (:func:`draw_mock`) or scores them
+   law (:mod:`simulator.observe.bias`, made strictly positive) and the selection grid of
+   :mod:`simulator.observe.selection`;
+3. a noise model (:mod:`simulator.observe.noise`) draws the counts (:func:`draw_mock`) or
+   scores them
    (:func:`counts_log_likelihood`, the data term of a field-level posterior).
 
 :func:`make_mock` runs the whole chain from a seed (forward model :func:`lpt_forward` or
@@ -35,15 +36,15 @@ import numpy as np
 from cosmolaw.io import atomic_h5, set_attrs
 from cosmolaw.pytree import to_dict
 from simulator import ic, lpt
-from simulator.bias import BiasLaw, get_bias_law
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
 from simulator.gravity import density_contrast, lattice
 from simulator.growth import growth_table
-from simulator.noise import NoiseModel, make_noise
+from simulator.observe.bias import BiasLaw, get_bias_law
+from simulator.observe.noise import NoiseModel, make_noise
+from simulator.observe.rsd import RSDConfig, rsd_shift
+from simulator.observe.selection import validate_selection
 from simulator.pipeline import simulate
-from simulator.rsd import RSDConfig, rsd_shift
-from simulator.selection import validate_selection
 
 #: Forward models a mock can be drawn from.
 MODELS = ("lpt1", "lpt2", "pm")
@@ -196,7 +197,7 @@ class Observation:
     """How the survey sees the matter field; validated on construction (concrete values).
 
     Attributes:
-        bias: name of a built-in bias law (:data:`simulator.bias.BIAS_LAWS`).
+        bias: name of a built-in bias law (:data:`simulator.observe.bias.BIAS_LAWS`).
         bias_params: parameter values of the law; those not given take the law's defaults
             (after construction the mapping holds every parameter).
         nbar_cell: amplitude of the bias law in galaxies per cell (> 0).

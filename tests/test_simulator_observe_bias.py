@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from field_helpers import cross_power, gaussian_random_field
 
-from simulator import bias
+from simulator.observe import bias
 
 N = 16
 

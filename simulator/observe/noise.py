@@ -29,7 +29,7 @@ import numpy as np
 from jax.scipy.special import gammaln
 
 from cosmolaw.pytree import pytree_dataclass
-from simulator.bias import POSITIVE, Domain, check_domain
+from simulator.observe.bias import POSITIVE, Domain, check_domain
 
 
 def _masked_sum(terms: jax.Array, mask: jax.Array | None) -> jax.Array:

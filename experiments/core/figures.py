@@ -14,7 +14,7 @@ from matplotlib import mathtext
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from experiments.laws import FrontPoint
+from experiments.core.laws import FrontPoint
 
 Predict = Callable[[np.ndarray], np.ndarray]
 _DPI = 110

@@ -17,8 +17,8 @@ import pytest
 
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
+from simulator.distributed.cli import add_ensemble_arguments, run_ensemble_command
 from simulator.distributed.multihost import find_mpiexec
-from simulator.distributed_cli import add_ensemble_arguments, run_ensemble_command
 from simulator.ensemble import rank_members, run_ensemble
 
 SCRIPT = Path(__file__).with_name("mpi_checks.py")

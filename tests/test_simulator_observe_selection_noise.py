@@ -8,10 +8,10 @@ import pytest
 from field_helpers import gaussian_random_field
 from scipy import stats
 
-from simulator import selection as sel
-from simulator.bias import get_bias_law
-from simulator.mock import counts_log_likelihood
-from simulator.noise import GaussianNoise, NegativeBinomialNoise, PoissonNoise, make_noise
+from simulator.observe import selection as sel
+from simulator.observe.bias import get_bias_law
+from simulator.observe.mock import counts_log_likelihood
+from simulator.observe.noise import GaussianNoise, NegativeBinomialNoise, PoissonNoise, make_noise
 
 N = 8
 SHAPE = (N, N, N)

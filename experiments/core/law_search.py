@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from experiments.laws import FrontPoint, Law
+from experiments.core.laws import FrontPoint, Law
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,8 @@ class ExperimentResult:
     """What an experiment's ``run`` returns.
 
     Attributes:
-        laws: the discovered laws (``experiments.laws.Law``), the main one first.
-        checks: scientific checks against the known answer (``experiments.report.Check``).
+        laws: the discovered laws (``experiments.core.laws.Law``), the main one first.
+        checks: scientific checks against the known answer (``experiments.core.html_report.Check``).
         data: where the data came from: number of simulations, samples, seeds, data file.
         seeds: every random seed used, by role.
         summary: the key numbers of the run (go to ``discoveries.json``).
@@ -123,10 +123,10 @@ def run_experiment(
         The ``RunOutcome`` (directory, report path, result, run time in seconds).
     """
     from cosmolaw.io import write_json, write_toml
-    from experiments import provenance
-    from experiments.exports import write_exports
-    from experiments.laws import law_record
-    from experiments.report import Report, write_report
+    from experiments.core import provenance
+    from experiments.core.exports import write_exports
+    from experiments.core.html_report import Report, write_report
+    from experiments.core.laws import law_record
 
     exp = get_experiment(name)
     config = dict(exp.quick if quick else exp.full)

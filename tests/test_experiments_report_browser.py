@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from experiments.laws import FrontPoint, Law, Literature
-from experiments.report import LAW_PARTS, SECTIONS, Check, Report, write_report
+from experiments.core.html_report import LAW_PARTS, SECTIONS, Check, Report, write_report
+from experiments.core.laws import FrontPoint, Law, Literature
 
 pytestmark = pytest.mark.browser
 

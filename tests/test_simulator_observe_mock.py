@@ -8,10 +8,10 @@ import pytest
 from field_helpers import cross_power, gaussian_random_field
 
 from cosmolaw.cli import main
-from simulator.bias import get_bias_law
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
-from simulator.mock import (
+from simulator.observe.bias import get_bias_law
+from simulator.observe.mock import (
     BIAS_FLOOR,
     Observation,
     draw_mock,
@@ -19,7 +19,7 @@ from simulator.mock import (
     lpt_forward,
     read_mock,
 )
-from simulator.noise import GaussianNoise, PoissonNoise
+from simulator.observe.noise import GaussianNoise, PoissonNoise
 
 N = 16
 BOX = 128.0

@@ -22,8 +22,8 @@ import numpy as np
 import sympy as sp
 
 from cosmolaw.io import write_text
-from experiments import plots
-from experiments.laws import Law, accuracy
+from experiments.core import figures
+from experiments.core.laws import Law, accuracy
 
 #: Section ids of every report, in order (the browser test checks them).
 SECTIONS = ("question", "data", "checks", "laws", "provenance")
@@ -51,7 +51,7 @@ class Report:
         data: where the data came from (number of simulations, samples, seeds, ...).
         laws: the discovered laws, the main one first.
         checks: the scientific checks against known answers.
-        provenance: versions, seeds, commit, run time (see ``experiments.provenance``).
+        provenance: versions, seeds, commit, run time (see ``experiments.core.provenance``).
     """
 
     title: str
@@ -110,7 +110,7 @@ def _front_html(law: Law) -> str:
     if not law.front:
         return "<p>No search front: this law was obtained by refitting a discovered form.</p>"
     rows = [(p.complexity, f"{p.loss:.4g}", p.expression) for p in law.front]
-    return _img(plots.pareto_png(law.front, law.chosen, law.loss_name), "Pareto front") + _table(
+    return _img(figures.pareto_png(law.front, law.chosen, law.loss_name), "Pareto front") + _table(
         ("complexity", law.loss_name, "expression"), rows, law.chosen
     )
 
@@ -119,14 +119,14 @@ def _equation_html(law: Law) -> str:
     template = ""
     if law.template is not None:
         template = _img(
-            plots.equation_png(law.latex(law.template)), f"{law.target} = {law.template}"
+            figures.equation_png(law.latex(law.template)), f"{law.target} = {law.template}"
         )
     const_rows = [(name, _fmt(v), f"{s:.2g}") for name, (v, s) in law.constants.items()]
     units = [(k, v) for k, v in law.units.items() if v]
     return (
         template
         + _img(
-            plots.equation_png(law.latex(_rounded(law.expression))),
+            figures.equation_png(law.latex(_rounded(law.expression))),
             f"{law.target} = {law.expression}",
         )
         + f"<p>sympy: <code>{_esc(law.target)} = {_esc(law.expression)}</code></p>"
@@ -146,8 +146,8 @@ def _held_out_html(law: Law, X: np.ndarray, y: np.ndarray, pred: np.ndarray) -> 
     return (
         f"<p>{len(y)} held-out points, not used in the search.</p>"
         + _table(("law", "R^2", "RMSE", "max |rel. error|", "RMS rel. error"), rows)
-        + _img(plots.parity_png(y, pred, _label(law, law.target), lits), "parity plot")
-        + _img(plots.residual_png(y, pred, _label(law, law.target), lits), "residual plot")
+        + _img(figures.parity_png(y, pred, _label(law, law.target), lits), "parity plot")
+        + _img(figures.residual_png(y, pred, _label(law, law.target), lits), "residual plot")
     )
 
 
@@ -169,7 +169,9 @@ def _law_html(index: int, law: Law) -> str:
     pred = law.evaluate(X)
     lit_fns = {lit.name: lit.predict for lit in law.literature if lit.predict}
     labels = [_label(law, v) for v in law.variables]
-    dependence = plots.dependence_png(law.evaluate, X, y, labels, _label(law, law.target), lit_fns)
+    dependence = figures.dependence_png(
+        law.evaluate, X, y, labels, _label(law, law.target), lit_fns
+    )
     parts = {
         "front": ("Pareto front", _front_html(law)),
         "equation": ("The law", _equation_html(law)),

@@ -8,7 +8,7 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from cosmolaw.io import write_text
-from experiments.laws import Law
+from experiments.core.laws import Law
 
 
 def latex_document(law: Law) -> str:

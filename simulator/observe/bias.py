@@ -4,13 +4,13 @@ Every law is a pure JAX function ``F(delta, params) -> array`` of the matter den
 ``delta`` (a mesh of shape ``(n, n, n)``, dimensionless) and a parameter pytree, returning the
 dimensionless ratio ``rho_g / nbar_g`` on the same mesh. The laws are differentiable in
 ``delta`` and in every parameter; the expected galaxy count in a cell is then
-``nbar_cell * selection * F(delta)`` (see :func:`simulator.mock.expected_counts`).
+``nbar_cell * selection * F(delta)`` (see :func:`simulator.observe.mock.expected_counts`).
 
 Laws (``x = 1 + delta``, floored at :data:`DENSITY_FLOOR` so that powers of empty cells stay
 finite; the floor stops the gradient only in cells that are empty to within the floor):
 
 - ``linear``: ``1 + b1 delta`` (not clipped: it is negative where ``b1 delta < -1``; the
-  expected counts are floored smoothly, see :func:`simulator.mock.expected_counts`);
+  expected counts are floored smoothly, see :func:`simulator.observe.mock.expected_counts`);
 - ``quadratic`` (alias ``b1b2bs2``): ``1 + b1 delta + b2/2 (delta^2 - <delta^2>)
   + bs2/2 (s^2 - <s^2>)`` (McDonald & Roy 2009 convention), with ``s^2 = s_ij s_ij`` the square
   of the tidal field ``s_ij = (k_i k_j / k^2 - delta_ij / 3) delta`` and ``<.>`` the mean over the

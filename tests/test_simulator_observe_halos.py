@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from simulator.cosmology import Cosmology
-from simulator.halos import friends_of_friends
+from simulator.observe.halos import friends_of_friends
 
 #: Newton's constant in Mpc (km/s)^2 / Msun.
 G_NEWTON = 4.300917e-9
