@@ -1,16 +1,17 @@
 """Bias laws built from sympy expressions: how a discovered law returns to the forward model.
 
 A law found by symbolic regression is a sympy expression ``F(x; c0, c1, ...)`` of the matter
-density in units of the mean, ``x = 1 + delta``, and of named constants. :func:`symbolic_bias_law`
-turns it into a :class:`simulator.observe.bias.BiasLaw` evaluated in JAX
-(``sympy.lambdify`` with the
-``jax`` module), whose parameters are a pytree dataclass with one field per constant and the
-fitted values as defaults. The constants are then differentiable parameters: give them priors
-in :func:`inference.models.counts_posterior` (``bias_law=..., bias_priors=...``) to sample them
-with the field, or an empty prior table to keep them at their values.
+density in units of the mean, ``x = 1 + delta``, and of named constants.
+:func:`symbolic_bias_law` turns it into a :class:`simulator.observe.bias.BiasLaw` evaluated in
+JAX (``sympy.lambdify`` with the ``jax`` module), whose parameters are a pytree dataclass with
+one field per constant and the fitted values as defaults. The constants are then differentiable
+parameters: give them priors in :func:`inference.models.counts_posterior` (``bias_law=...,
+bias_priors=...``) to sample them with the field, or an empty prior table to keep them at their
+values.
 
-As in the built-in power laws, ``x`` is floored at :data:`simulator.observe.bias.DENSITY_FLOOR`, so
-powers and logarithms of empty cells stay finite.
+As in the built-in power laws, ``x`` is floored at
+:data:`simulator.observe.bias.DENSITY_FLOOR`, so powers and logarithms of empty cells stay
+finite.
 """
 
 from __future__ import annotations

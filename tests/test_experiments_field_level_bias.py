@@ -2,8 +2,7 @@
 
 Fast tests check the pieces against independent references: a bias law built from a sympy
 expression against the hand-written JAX law of ``simulator.observe.bias`` (values, gradients,
-and the
-whole posterior log density), binned means of a known relation, the Poisson deviance against
+and the whole posterior log density), binned means of a known relation, the Poisson deviance against
 its closed form. The slow tests run ``cosmolaw run field-level-bias --quick`` and assert the
 science: the law discovered from the posterior fields follows the mock's true bias law over
 the data range, and put back as the bias model it fits the counts as well as the hand-written
