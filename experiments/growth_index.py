@@ -5,23 +5,37 @@ matter + dark-energy universes (no radiation) with constant w, vmapped over cosm
 For constant w the growth rate f = dlnD/dlna is a function of Omega_m(a) and w alone, so
 the table samples several Omega_m today and many scale factors in [a_min, 1].
 
-Three laws:
+The run, one stage per step:
 
-1. LCDM: a symbolic search for f(Omega_m(a)); the chosen form's constants are refitted on
-   the relative error (the accuracy a growth rate is quoted at). Known answer: f =
-   Omega_m(a)^gamma with gamma ~ 0.55 to better than 0.5% (Linder 2005).
-2. wCDM: the LCDM form refitted at each w in [-1.3, -0.7], then a symbolic search for
-   gamma(w). Literature: Linder (2005) gamma = 0.55 + 0.05 (1 + w) for w > -1 and
+1. Data (``_simulate``): f and Omega_m(a) on training grids of Omega_m today, w and a, and
+   on held-out random draws, for LCDM and wCDM; written to ``growth.h5``.
+2. LCDM (``_lcdm_law``): a symbolic search for f(Omega_m(a)); the chosen form's constants
+   are refitted on the relative error (the accuracy a growth rate is quoted at). Known
+   answer: f = Omega_m(a)^gamma with gamma ~ 0.55 to better than 0.5% (Linder 2005).
+3. wCDM (``_gamma_of_w``): the LCDM form refitted at each w in [-1.3, -0.7], then a symbolic
+   search for gamma(w). Literature: Linder (2005) gamma = 0.55 + 0.05 (1 + w) for w > -1 and
    0.55 + 0.02 (1 + w) below; Wang & Steinhardt (1998) gamma = 3 (1 - w) / (5 - 6 w).
-3. The two combined, f = Omega_m(a)^gamma(w), checked on held-out wCDM cosmologies.
+4. The two combined (``_combined``), f = A Omega_m(a)^gamma(w), with A from step 2, on
+   held-out wCDM cosmologies. Steps 3 and 4 run only when step 2 found a power law.
+5. Checks (``_checks``): A and gamma against f = 1 in matter domination and gamma = 0.55,
+   gamma(w) and its slope at w = -1, and the held-out errors of the three laws.
+6. Result (``_result``): the laws, the checks, where the data came from, seeds and the key
+   numbers.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import sympy as sp
+
+    from experiments.core.html_report import Check
+    from experiments.core.laws import Law
+    from experiments.core.registry import ExperimentResult
 
 NAME = "growth-index"
 QUESTION = (
@@ -135,27 +149,6 @@ def make_data(config: dict[str, Any], rng: np.random.Generator) -> dict[str, dic
     return {"lcdm": lcdm, "wcdm": wcdm, "lcdm_test": lcdm_test, "wcdm_test": wcdm_test}
 
 
-def write_data(path: Path, data: dict[str, dict[str, np.ndarray]], config: dict[str, Any]) -> None:
-    """Store every table as an HDF5 group of columns with units and descriptions."""
-    from cosmolaw.io import atomic_h5, set_attrs
-
-    describe = {
-        "a": ("", "scale factor"),
-        "omega_m0": ("", "matter density today"),
-        "w": ("", "constant dark-energy equation of state"),
-        "omega_m_a": ("", "matter density parameter at a"),
-        "f": ("", "linear growth rate dlnD1/dlna from simulator.growth"),
-        "cosmology": ("", "index of the cosmology of the row"),
-    }
-    with atomic_h5(path) as h5:
-        set_attrs(h5, {"experiment": NAME, **{k: v for k, v in config.items()}})
-        for group, table in data.items():
-            g = h5.create_group(group)
-            for col, values in table.items():
-                ds = g.create_dataset(col, data=values)
-                ds.attrs["units"], ds.attrs["description"] = describe[col]
-
-
 def power_law(fit, x) -> tuple[float, float, float] | None:
     """``(A, gamma, sigma_gamma)`` when a refitted law is ``A * x**gamma``, else None."""
     import sympy as sp
@@ -186,63 +179,116 @@ def _per_w_gamma(law, table: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndar
     return ws, np.array(gammas)
 
 
-def run(config: dict[str, Any], out_dir: Path):
-    """Run the experiment (see the module docstring); returns an ``ExperimentResult``."""
+def run(config: dict[str, Any], out_dir: Path) -> ExperimentResult:
+    """Run the experiment: the numbered steps of the module docstring. Returns an
+    ``ExperimentResult``."""
+    from experiments.core.stages import seeds_of
+
+    seeds = seeds_of(config, data="seed", search="seed")
+    # 1. Data.
+    data = _simulate(config, seeds["data"], out_dir)
+    # 2. LCDM: f(Omega_m(a)).
+    lcdm = _lcdm_law(data, config)
+    # 3. and 4. wCDM, with the power-law form found in LCDM.
+    gamma_w = combined = None
+    if lcdm.gamma is not None:
+        gamma_w = _gamma_of_w(lcdm, data, config)
+        combined = _combined(lcdm, gamma_w, data)
+    # 5. Checks.
+    checks, summary = _checks(lcdm, gamma_w, combined)
+    # 6. Result.
+    laws = [law for law in (lcdm.law, gamma_w, combined) if law is not None]
+    return _result(laws, checks, summary, data, config, seeds)
+
+
+#: Description of each column of the tables in ``growth.h5`` (all dimensionless).
+_COLUMNS = {
+    "a": "scale factor",
+    "omega_m0": "matter density today",
+    "w": "constant dark-energy equation of state",
+    "omega_m_a": "matter density parameter at a",
+    "f": "linear growth rate dlnD1/dlna from simulator.growth",
+    "cosmology": "index of the cosmology of the row",
+}
+
+
+def _simulate(config: dict[str, Any], seed: int, out_dir: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Step 1: the tables of ``make_data`` (draws from ``seed``), written to ``growth.h5``
+    as one HDF5 group per table and one dataset per column."""
+    from experiments.core.stages import Dataset, write_data_file
+
+    data = make_data(config, np.random.default_rng(seed))
+    datasets = {
+        f"{group}/{column}": Dataset(values, "", _COLUMNS[column])
+        for group, table in data.items()
+        for column, values in table.items()
+    }
+    write_data_file(out_dir / "growth.h5", NAME, config, datasets)
+    return data
+
+
+class _Lcdm(NamedTuple):
+    """Step 2: the LCDM law and its reading as ``f = A Omega_m(a)^gamma``.
+
+    Attributes:
+        law: the report's law, its constants refitted on the relative error.
+        form: the refitted expression of ``Omega_m_a``.
+        amplitude: A; gamma and gamma_sigma: the exponent and its one-sigma uncertainty
+            (NaN, None and NaN when the form is not a power law).
+    """
+
+    law: Law
+    form: sp.Expr
+    amplitude: float
+    gamma: float | None
+    gamma_sigma: float
+
+
+def _lcdm_law(data: dict[str, dict[str, np.ndarray]], config: dict[str, Any]) -> _Lcdm:
+    """Step 2: search f(Omega_m(a)) on the LCDM grid, refit the chosen form on the relative
+    error and read it as a power law; held out on the LCDM draws."""
     import sympy as sp
 
-    from experiments.core.html_report import Check
-    from experiments.core.law_search import search
-    from experiments.core.laws import Law, Literature
+    from experiments.core.law_search import search_with_config
+    from experiments.core.laws import Literature
     from experiments.core.refit import refit
-    from experiments.core.registry import ExperimentResult
 
-    seed = int(config["seed"])
-    rng = np.random.default_rng(seed)
-    data = make_data(config, rng)
-    write_data(out_dir / "growth.h5", data, config)
-    x, w = sp.Symbol("Omega_m_a"), sp.Symbol("w")
-    opts = {
-        k: config[k] for k in ("operators", "max_complexity", "budget_s", "criterion", "backend")
-    }
-
-    # 1. LCDM: f(Omega_m(a)).
-    lcdm, lcdm_test = data["lcdm"], data["lcdm_test"]
-    found = search(
-        lcdm["omega_m_a"][:, None],
-        lcdm["f"],
-        ["Omega_m_a"],
-        seed=seed,
-        target="f",
-        noise=config["noise_f"],
-        **opts,
+    x = sp.Symbol("Omega_m_a")
+    lcdm, test = data["lcdm"], data["lcdm_test"]
+    X = lcdm["omega_m_a"][:, None]
+    found = search_with_config(
+        X, lcdm["f"], ["Omega_m_a"], config, target="f", noise=config["noise_f"]
     )
-    fit = refit(found.expression, [x], lcdm["omega_m_a"][:, None], lcdm["f"], prefix="gamma")
+    fit = refit(found.expression, [x], X, lcdm["f"], prefix="gamma")
     amplitude, gamma, gamma_sigma = power_law(fit, x) or (np.nan, None, np.nan)
-    linder_lcdm = Literature(
-        "Linder (2005)",
-        _LINDER,
-        x**0.55,
-        lambda X: X[:, 0] ** 0.55,
-        [("gamma", gamma if gamma is not None else np.nan, 0.55)],
-    )
-    ws_lcdm = Literature(
-        "Wang & Steinhardt (1998)",
-        _WANG_STEINHARDT,
-        x ** sp.Rational(6, 11),
-        lambda X: X[:, 0] ** (6 / 11),
-        [("gamma", gamma if gamma is not None else np.nan, 6 / 11)],
-    )
-    law_lcdm = found.law(
+    measured = gamma if gamma is not None else np.nan
+    literature = [
+        Literature(
+            "Linder (2005)",
+            _LINDER,
+            x**0.55,
+            lambda X: X[:, 0] ** 0.55,
+            [("gamma", measured, 0.55)],
+        ),
+        Literature(
+            "Wang & Steinhardt (1998)",
+            _WANG_STEINHARDT,
+            x ** sp.Rational(6, 11),
+            lambda X: X[:, 0] ** (6 / 11),
+            [("gamma", measured, 6 / 11)],
+        ),
+    ]
+    law = found.law(
         title="LCDM: growth rate f against Omega_m(a)",
         target="f",
         variables=("Omega_m_a",),
         expression=fit.expression,
-        X_test=lcdm_test["omega_m_a"][:, None],
-        y_test=lcdm_test["f"],
+        X_test=test["omega_m_a"][:, None],
+        y_test=test["f"],
         constants={
             str(n): (v, s) for n, v, s in zip(fit.names, fit.values, fit.sigmas, strict=True)
         },
-        literature=[linder_lcdm, ws_lcdm],
+        literature=literature,
         template=fit.template,
         latex_names=LATEX_NAMES,
         details={
@@ -251,118 +297,130 @@ def run(config: dict[str, Any], out_dir: Path):
             "refit": "non-integer constants refitted on the relative error",
         },
     )
-    lcdm_err = law_lcdm.evaluate(law_lcdm.X_test) / law_lcdm.y_test - 1.0
-    checks = [
-        Check(
-            "amplitude A of f = A Omega_m(a)^gamma (LCDM)",
-            amplitude,
-            "1 +- 0.005 (f = 1 in matter domination)",
-            bool(abs(amplitude - 1.0) <= 0.005),
-        ),
-        Check(
-            "gamma (LCDM)",
-            gamma if gamma is not None else np.nan,
-            "0.55 +- 0.01",
-            gamma is not None and abs(gamma - 0.55) <= 0.01,
-        ),
-        Check(
-            "max |relative error| of f (LCDM, held out)",
-            float(np.max(np.abs(lcdm_err))),
-            "< 0.005",
-            bool(np.max(np.abs(lcdm_err)) < 0.005),
-        ),
-    ]
-    laws = [law_lcdm]
-    summary: dict[str, Any] = {
-        "amplitude_lcdm": amplitude,
-        "gamma_lcdm": gamma,
-        "gamma_lcdm_sigma": gamma_sigma,
-    }
+    return _Lcdm(law, fit.expression, amplitude, gamma, gamma_sigma)
 
-    # 2. and 3. need the power-law form found in LCDM (A stays at its LCDM value).
-    if gamma is not None:
-        w_train, g_train = _per_w_gamma(fit.expression, data["wcdm"])
-        w_test, g_test = _per_w_gamma(fit.expression, data["wcdm_test"])
-        found_w = search(
-            w_train[:, None],
-            g_train,
-            ["w"],
-            seed=seed,
-            target="gamma",
-            noise=config["noise_gamma"],
-            **opts,
-        )
-        law_w = _gamma_of_w_law(found_w, w_test, g_test, w)
-        laws.append(law_w)
-        gamma_w = law_w.expression
-        slope = float(sp.diff(gamma_w, w).subs(w, -1.0))
-        g_m1 = float(gamma_w.subs(w, -1.0))
-        combined = (1 if amplitude == 1.0 else sp.Float(amplitude, 8)) * x**gamma_w
-        wt = data["wcdm_test"]
-        law_f = Law(
-            title="wCDM: f = A Omega_m(a)^gamma(w), the two laws combined",
-            target="f",
-            variables=("Omega_m_a", "w"),
-            expression=combined,
-            X_test=np.column_stack([wt["omega_m_a"], wt["w"]]),
-            y_test=wt["f"],
-            literature=_literature_w(x, w, {"linder": [], "wang": []}),
-            latex_names=LATEX_NAMES,
-        )
-        laws.append(law_f)
-        w_err = law_f.evaluate(law_f.X_test) / law_f.y_test - 1.0
-        g_err = law_w.evaluate(law_w.X_test) - law_w.y_test
-        checks += [
-            Check(
-                "gamma(w=-1) from the w law",
-                g_m1,
-                "0.55 +- 0.01",
-                bool(abs(g_m1 - 0.55) <= 0.01),
-            ),
-            Check(
-                "dgamma/dw at w=-1",
-                slope,
-                "in [0.02, 0.05] (Wang-Steinhardt 0.025 .. Linder 0.05)",
-                bool(0.02 <= slope <= 0.05),
-            ),
-            Check(
-                "max |gamma(w) error| (held-out w)",
-                float(np.max(np.abs(g_err))),
-                "< 0.001",
-                bool(np.max(np.abs(g_err)) < 0.001),
-            ),
-            Check(
-                "max |relative error| of f (wCDM, held out)",
-                float(np.max(np.abs(w_err))),
-                "< 0.01",
-                bool(np.max(np.abs(w_err)) < 0.01),
-            ),
-        ]
-        summary.update(
-            {
-                "gamma_of_w": str(gamma_w),
-                "gamma_at_w_minus_1": g_m1,
-                "dgamma_dw_at_w_minus_1": slope,
-                "max_rel_error_lcdm": float(np.max(np.abs(lcdm_err))),
-                "max_rel_error_wcdm": float(np.max(np.abs(w_err))),
-            }
-        )
-    n_cosmo = int(sum(len(np.unique(t["cosmology"])) for t in data.values()))
+
+def _gamma_of_w(lcdm: _Lcdm, data: dict[str, dict[str, np.ndarray]], config: dict[str, Any]) -> Law:
+    """Step 3: gamma of the LCDM form refitted at each training w, searched as a law of w
+    and held out on the w of the held-out draws."""
+    import sympy as sp
+
+    from experiments.core.law_search import search_with_config
+
+    w_train, g_train = _per_w_gamma(lcdm.form, data["wcdm"])
+    w_test, g_test = _per_w_gamma(lcdm.form, data["wcdm_test"])
+    found = search_with_config(
+        w_train[:, None], g_train, ["w"], config, target="gamma", noise=config["noise_gamma"]
+    )
+    return _gamma_of_w_law(found, w_test, g_test, sp.Symbol("w"))
+
+
+def _combined(lcdm: _Lcdm, gamma_w: Law, data: dict[str, dict[str, np.ndarray]]) -> Law:
+    """Step 4: ``f = A Omega_m(a)^gamma(w)`` with A of step 2 and gamma(w) of step 3, held
+    out on the held-out wCDM draws."""
+    import sympy as sp
+
+    from experiments.core.laws import Law
+
+    x, w = sp.Symbol("Omega_m_a"), sp.Symbol("w")
+    amplitude = 1 if lcdm.amplitude == 1.0 else sp.Float(lcdm.amplitude, 8)
+    test = data["wcdm_test"]
+    return Law(
+        title="wCDM: f = A Omega_m(a)^gamma(w), the two laws combined",
+        target="f",
+        variables=("Omega_m_a", "w"),
+        expression=amplitude * x**gamma_w.expression,
+        X_test=np.column_stack([test["omega_m_a"], test["w"]]),
+        y_test=test["f"],
+        literature=_literature_w(x, w, {"linder": [], "wang": []}),
+        latex_names=LATEX_NAMES,
+    )
+
+
+def _checks(
+    lcdm: _Lcdm, gamma_w: Law | None, combined: Law | None
+) -> tuple[list[Check], dict[str, Any]]:
+    """Step 5: the checks and the numbers they rest on (the run's summary); those of the
+    wCDM laws only when steps 3 and 4 ran."""
+    import sympy as sp
+
+    from experiments.core.stages import below, between, within
+
+    lcdm_err = _max_rel_error(lcdm.law)
+    checks = [
+        within(
+            "amplitude A of f = A Omega_m(a)^gamma (LCDM)",
+            lcdm.amplitude,
+            1,
+            0.005,
+            "f = 1 in matter domination",
+        ),
+        within("gamma (LCDM)", lcdm.gamma if lcdm.gamma is not None else np.nan, 0.55, 0.01),
+        below("max |relative error| of f (LCDM, held out)", lcdm_err, 0.005),
+    ]
+    summary: dict[str, Any] = {
+        "amplitude_lcdm": lcdm.amplitude,
+        "gamma_lcdm": lcdm.gamma,
+        "gamma_lcdm_sigma": lcdm.gamma_sigma,
+    }
+    if gamma_w is None or combined is None:
+        return checks, summary
+    w = sp.Symbol("w")
+    g_m1 = float(gamma_w.expression.subs(w, -1.0))
+    slope = float(sp.diff(gamma_w.expression, w).subs(w, -1.0))
+    g_err = float(np.max(np.abs(gamma_w.evaluate(gamma_w.X_test) - gamma_w.y_test)))
+    w_err = _max_rel_error(combined)
+    checks += [
+        within("gamma(w=-1) from the w law", g_m1, 0.55, 0.01),
+        between("dgamma/dw at w=-1", slope, 0.02, 0.05, "Wang-Steinhardt 0.025 .. Linder 0.05"),
+        below("max |gamma(w) error| (held-out w)", g_err, 0.001),
+        below("max |relative error| of f (wCDM, held out)", w_err, 0.01),
+    ]
+    summary.update(
+        {
+            "gamma_of_w": str(gamma_w.expression),
+            "gamma_at_w_minus_1": g_m1,
+            "dgamma_dw_at_w_minus_1": slope,
+            "max_rel_error_lcdm": lcdm_err,
+            "max_rel_error_wcdm": w_err,
+        }
+    )
+    return checks, summary
+
+
+def _max_rel_error(law: Law) -> float:
+    """The largest |relative error| of a law on its held-out data."""
+    return float(np.max(np.abs(law.evaluate(law.X_test) / law.y_test - 1.0)))
+
+
+def _result(
+    laws: list[Law],
+    checks: list[Check],
+    summary: dict[str, Any],
+    data: dict[str, dict[str, np.ndarray]],
+    config: dict[str, Any],
+    seeds: dict[str, int],
+) -> ExperimentResult:
+    """Step 6: the ``ExperimentResult``: laws, checks, where the data came from, seeds and
+    the summary."""
+    from experiments.core.registry import ExperimentResult
+
+    rows = {name: len(table["f"]) for name, table in data.items()}
     return ExperimentResult(
         laws=laws,
         checks=checks,
         data={
             "source": "simulator.growth ODE (RK4, float64), flat w-CDM without radiation",
             "data file": "growth.h5",
-            "cosmologies": n_cosmo,
-            "training rows (LCDM, wCDM)": f"{len(lcdm['f'])}, {len(data['wcdm']['f'])}",
-            "held-out rows (LCDM, wCDM)": f"{len(lcdm_test['f'])}, {len(data['wcdm_test']['f'])}",
+            "cosmologies": int(sum(len(np.unique(t["cosmology"])) for t in data.values())),
+            "training rows (LCDM, wCDM)": f"{rows['lcdm']}, {rows['wcdm']}",
+            "held-out rows (LCDM, wCDM)": f"{rows['lcdm_test']}, {rows['wcdm_test']}",
             "Omega_m today": config["omega_m0"],
             "a range": f"[{config['a_min']}, 1]",
             "w range": f"[{config['w_min']}, {config['w_max']}]",
-            "seed": seed,
+            "seed": seeds["data"],
         },
-        seeds={"data": seed, "search": seed},
+        seeds=seeds,
         summary=summary,
     )
 

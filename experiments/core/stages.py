@@ -89,3 +89,9 @@ def seeds_of(config: Mapping[str, Any], **roles: str) -> dict[str, int]:
     """The run's seeds by role: ``seeds_of(config, mock="mock_seed")`` is
     ``{"mock": int(config["mock_seed"])}``."""
     return {role: int(config[key]) for role, key in roles.items()}
+
+
+def between(name: str, value: float, low: float, high: float, note: str = "") -> Check:
+    """The check ``low <= value <= high``, written ``in [low, high]``."""
+    passed = bool(low <= value <= high)
+    return Check(name, float(value), _criterion(f"in [{low:g}, {high:g}]", note), passed)
