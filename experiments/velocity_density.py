@@ -7,19 +7,35 @@ smoothing where a cell holds too little mass). Density and velocity are smoothed
 spherical top-hat of radius R and the scaled divergence ``-theta / f = -div(vel) / f`` is
 taken spectrally; in linear theory ``-theta / f = delta``.
 
-The law is searched on the conditional mean of ``-theta / f`` in quantile bins of the
-smoothed density ``rho = 1 + delta`` (in units of the mean) of one simulation and checked
-on a simulation with another seed.
-Reference: Bernardeau (1992), ``-theta / f = (3/2) [(1 + delta)^(2/3) - 1]`` for top-hat
-smoothing in the quasi-linear regime.
+The run, one stage per step:
+
+1. Data (``_simulate``): one simulation per training and held-out seed, with the conditional
+   mean of ``-theta / f`` in quantile bins of the smoothed density ``rho = 1 + delta`` (in
+   units of the mean) and its standard error; written to ``fields.h5``.
+2. Search: a law ``-theta / f (rho)`` on the binned means of the training simulations, asked
+   for the accuracy of their standard errors (rms over the bins).
+3. Law (``_law``): the law on the held-out simulations, beside linear theory and Bernardeau
+   (1992), ``-theta / f = (3/2) [(1 + delta)^(2/3) - 1]`` for top-hat smoothing in the
+   quasi-linear regime: the law's slope and curvature at delta = 0, its fit by
+   ``alpha (rho^beta - 1)`` and the held-out mean squared errors of the three.
+4. Checks (``_checks``): the law beats linear theory held out and curves as Bernardeau's law
+   does (curvature < 0, beta near 2/3); Bernardeau's law beats linear theory on the same data.
+5. Result (``_result``): the law, the checks, where the data came from, seeds and the key
+   numbers.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from experiments.core.html_report import Check
+    from experiments.core.law_search import Search
+    from experiments.core.laws import Law
+    from experiments.core.registry import ExperimentResult
 
 NAME = "velocity-density"
 QUESTION = (
@@ -189,26 +205,50 @@ def _derivative_at(expr, symbol, order: int, value: float) -> float:
     return result.real if result.imag == 0 else float("nan")
 
 
-def run(config: dict[str, Any], out_dir: Path):
-    """Run the experiment (see the module docstring); returns an ``ExperimentResult``."""
-    import sympy as sp
+def run(config: dict[str, Any], out_dir: Path) -> ExperimentResult:
+    """Run the experiment: the numbered steps of the module docstring. Returns an
+    ``ExperimentResult``."""
+    from experiments.core.law_search import search_with_config, train_test_bins
 
-    from cosmolaw.io import write_groups
-    from experiments.core.html_report import Check
-    from experiments.core.law_search import search_with_config, train_test_bins, univariate
-    from experiments.core.laws import Literature, accuracy
-    from experiments.core.registry import ExperimentResult
+    # 1. Data.
+    sims = _simulate(config, out_dir)
+    # 2. Search on the training bins; noise, the accuracy asked of a law, is the rms error
+    # of the binned means.
+    X, y, noise, X_test, y_test = train_test_bins(sims, config, "delta_bin", 1.0)
+    found = search_with_config(X, y, ["rho"], config, target="minus_theta_over_f", noise=noise)
+    # 3. The law's shape against Bernardeau's and linear theory, held out.
+    law, numbers = _law(found, X_test, y_test)
+    # 4. Checks.
+    checks = _checks(numbers)
+    # 5. Result.
+    return _result(law, checks, numbers, sims, config)
+
+
+def _simulate(config: dict[str, Any], out_dir: Path) -> dict[int, dict[str, np.ndarray]]:
+    """Step 1: ``simulate_fields`` of every training and held-out seed, by seed, written to
+    ``fields.h5`` (one group ``seed_<seed>`` per simulation)."""
+    from experiments.core.stages import write_data_file
 
     sims = {s: simulate_fields(config, s) for s in [*config["train_seeds"], *config["test_seeds"]]}
-    groups = {f"seed_{s}": fields for s, fields in sims.items()}
-    write_groups(out_dir / "fields.h5", {"experiment": NAME, **config}, groups)
-    # noise: the accuracy asked of a law, the rms error of the binned means
-    X, y, noise, X_test, y_test = train_test_bins(sims, config, "delta_bin", 1.0)
+    datasets = {
+        f"seed_{s}/{name}": value for s, fields in sims.items() for name, value in fields.items()
+    }
+    write_data_file(out_dir / "fields.h5", NAME, config, datasets)
+    return sims
 
-    found = search_with_config(X, y, ["rho"], config, target="minus_theta_over_f", noise=noise)
+
+def _law(found: Search, X_test: np.ndarray, y_test: np.ndarray) -> tuple[Law, dict[str, float]]:
+    """Step 3: the report's law, held out on ``X_test`` ``(m, 1)`` (rho) and ``y_test``
+    ``(m,)``, and the numbers of its shape: ``alpha`` and ``beta`` of the Bernardeau-like
+    fit ``alpha (rho^beta - 1)`` over the held-out range, slope and curvature at delta = 0,
+    and the held-out mean squared errors of the law, linear theory and Bernardeau's law."""
+    import sympy as sp
+
+    from experiments.core.law_search import univariate
+    from experiments.core.laws import Literature, accuracy
+
     d = sp.Symbol("rho")
     law_fn = univariate(found.expression, "rho")
-
     grid = np.linspace(float(X_test.min()), float(X_test.max()), 200)
     alpha, beta = _power_family_exponent(law_fn, grid)
     slope = _derivative_at(found.expression, d, 1, 1.0)
@@ -236,18 +276,31 @@ def run(config: dict[str, Any], out_dir: Path):
         literature=[bernardeau, linear],
         latex_names=LATEX_NAMES,
     )
-    mse_law = accuracy(y_test, law_fn(X_test))["rmse"] ** 2
-    mse_lin = accuracy(y_test, X_test[:, 0] - 1)["rmse"] ** 2
-    mse_ber = accuracy(y_test, _bernardeau(X_test))["rmse"] ** 2
-    checks = [
-        Check(
-            "MSE(law) / MSE(linear theory), held out",
-            mse_law / mse_lin,
-            "< 0.3",
-            mse_law < 0.3 * mse_lin,
-        ),
-        Check(
-            "curvature of the law at delta = 0", curvature, "< 0 (Bernardeau: -1/3)", curvature < 0
+    return law, {
+        "alpha": alpha,
+        "beta": beta,
+        "slope_at_0": slope,
+        "curvature_at_0": curvature,
+        "mse_law": accuracy(y_test, law_fn(X_test))["rmse"] ** 2,
+        "mse_linear": accuracy(y_test, X_test[:, 0] - 1)["rmse"] ** 2,
+        "mse_bernardeau": accuracy(y_test, _bernardeau(X_test))["rmse"] ** 2,
+    }
+
+
+def _checks(numbers: dict[str, float]) -> list[Check]:
+    """Step 4: the law beats linear theory held out and curves as Bernardeau's law does,
+    which itself beats linear theory on the same data."""
+    from experiments.core.html_report import Check
+    from experiments.core.stages import below
+
+    beta, mse_lin = numbers["beta"], numbers["mse_linear"]
+    return [
+        below("MSE(law) / MSE(linear theory), held out", numbers["mse_law"] / mse_lin, 0.3),
+        below(
+            "curvature of the law at delta = 0",
+            numbers["curvature_at_0"],
+            0,
+            "Bernardeau: -1/3",
         ),
         Check(
             "exponent beta of the law's alpha (rho^beta - 1) fit",
@@ -255,10 +308,22 @@ def run(config: dict[str, Any], out_dir: Path):
             "2/3 +- 0.15 (Bernardeau 1992)",
             abs(beta - 2 / 3) <= 0.15,
         ),
-        Check(
-            "MSE(Bernardeau) / MSE(linear), held out", mse_ber / mse_lin, "< 1", mse_ber < mse_lin
-        ),
+        below("MSE(Bernardeau) / MSE(linear), held out", numbers["mse_bernardeau"] / mse_lin, 1),
     ]
+
+
+def _result(
+    law: Law,
+    checks: list[Check],
+    numbers: dict[str, float],
+    sims: dict[int, dict[str, np.ndarray]],
+    config: dict[str, Any],
+) -> ExperimentResult:
+    """Step 5: the ``ExperimentResult``: the law, checks, where the data came from, seeds
+    (one per simulation and the search's) and the summary."""
+    from experiments.core.registry import ExperimentResult
+    from experiments.core.stages import seeds_of
+
     n_cells = config["analysis_mesh"] ** 3
     return ExperimentResult(
         laws=[law],
@@ -275,16 +340,10 @@ def run(config: dict[str, Any], out_dir: Path):
             f"{config['analysis_mesh']}^3 analysis mesh",
             "samples": f"{n_cells} cells per simulation, {config['n_bins']} quantile bins",
         },
-        seeds={f"simulation_{i}": s for i, s in enumerate(sims)} | {"search": int(config["seed"])},
+        seeds={f"simulation_{i}": s for i, s in enumerate(sims)} | seeds_of(config, search="seed"),
         summary={
-            "law": str(found.expression),
-            "alpha": alpha,
-            "beta": beta,
-            "slope_at_0": slope,
-            "curvature_at_0": curvature,
-            "mse_law": mse_law,
-            "mse_linear": mse_lin,
-            "mse_bernardeau": mse_ber,
+            "law": str(law.expression),
+            **numbers,
             "f": sims[config["train_seeds"][0]]["f"],
         },
     )
