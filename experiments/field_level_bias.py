@@ -20,6 +20,10 @@
    run again, and the posterior predictive fit of each law is measured by the Poisson
    deviance of the counts per cell over the posterior samples (the hand-written law's
    parameters are sampled: the comparison favours it).
+5. Checks and report: the discovered law against the mock's true law over the central
+   quantiles of the posterior densities, the deviance of the closed loop against the
+   hand-written law's, the posterior mean density against the true density; the binned
+   curves, constants and deviances go to ``field_level_bias.h5``.
 
 Why the pairs recover ``F``: a posterior sample and the data it was drawn from are jointly
 distributed as the truth and the data (averaged over data sets), so the mean count in a bin
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -398,14 +403,90 @@ def _validate(config: dict[str, Any]) -> None:
     _run_config(config)
 
 
+@dataclass(frozen=True)
+class BinnedPosterior:
+    """The posterior density samples binned against the counts (step 3 of the module docstring).
+
+    Attributes:
+        x: ``1 + delta`` of every sample and cell, ``(S, m^3)``.
+        edges: the ``B + 1`` quantile bin edges of ``x`` on the training cells.
+        train: ``(x_mean, F_mean, F_err)`` per sample on the training (even) cells, each ``(S, B)``.
+        held_out: the same on the held-out (odd) cells.
+        X_test: pooled held-out bin centres ``(b, 1)``; y_test: their pooled ``F``, ``(b,)``.
+        x_range: ``(lo, hi)``, the central ``range_quantiles`` of ``x`` on the training cells.
+    """
+
+    x: np.ndarray
+    edges: np.ndarray
+    train: tuple[np.ndarray, np.ndarray, np.ndarray]
+    held_out: tuple[np.ndarray, np.ndarray, np.ndarray]
+    X_test: np.ndarray
+    y_test: np.ndarray
+    x_range: tuple[float, float]
+
+
+def bin_posterior(
+    posterior: PosteriorSamples, counts: np.ndarray, nbar: float, config: dict[str, Any]
+) -> BinnedPosterior:
+    """Bin every posterior sample's ``x = 1 + delta`` against ``counts / nbar`` (``(m, m, m)``)
+    in ``n_bins`` quantile bins shared by all samples, on the training and held-out cells."""
+    x = 1.0 + posterior.delta.reshape(posterior.delta.shape[0], -1)
+    train = parity_mask(posterior.delta.shape[-1]).ravel()
+    y = counts.ravel() / nbar
+    edges = np.quantile(x[:, train], np.linspace(0.0, 1.0, int(config["n_bins"]) + 1))
+    held_out = binned_curves(x[:, ~train], y[~train], edges)
+    X_test, y_test, _ = pooled_curve(*held_out)
+    ok = np.isfinite(X_test) & np.isfinite(y_test)
+    lo, hi = np.quantile(x[:, train], config["range_quantiles"])
+    return BinnedPosterior(
+        x=x,
+        edges=edges,
+        train=binned_curves(x[:, train], y[train], edges),
+        held_out=held_out,
+        X_test=X_test[ok, None],
+        y_test=y_test[ok],
+        x_range=(float(lo), float(hi)),
+    )
+
+
+def infer_hand_written(data: MockData, config: dict[str, Any], out_dir: Path) -> PosteriorSamples:
+    """Sample the posterior of the white noise and of the mock's own law's parameters."""
+    from inference.models import counts_posterior
+
+    mock = data.mock
+    posterior = counts_posterior(
+        mock.counts, mock.selection, data.conf, data.cosmo, data.obs, config["model"]
+    )
+    model = {"mock": data.obs.to_dict()}
+    path = _infer(posterior, config, out_dir / "chains" / "hand_written", data.truth, model)
+    return read_posterior(path, float(config["burn_fraction"]))
+
+
+@dataclass(frozen=True)
+class LoopFit:
+    """Posterior predictive Poisson deviance per cell of each sample, ``(S,)``, under the
+    hand-written law's posterior and under the discovered law's (step 4)."""
+
+    hand_written: np.ndarray
+    discovered: np.ndarray
+
+    def summary(self, spread: float) -> dict[str, Any]:
+        """Means and spreads, the excess of the discovered law and its tolerance
+        (``spread`` times the hand-written law's spread over samples)."""
+        hand, found = self.hand_written, self.discovered
+        return {
+            "deviance_per_cell_hand_written": [float(np.mean(hand)), float(np.std(hand))],
+            "deviance_per_cell_discovered": [float(np.mean(found)), float(np.std(found))],
+            "deviance_excess": float(np.mean(found) - np.mean(hand)),
+            "deviance_tolerance": spread * float(np.std(hand)),
+        }
+
+
 def close_the_loop(
     found: Discovery, data: MockData, hand: PosteriorSamples, config: dict[str, Any], out_dir: Path
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rerun the inference with the discovered law as the bias model.
-
-    Returns the posterior predictive Poisson deviance per cell of each sample, ``(S,)``, of
-    the hand-written law's posterior ``hand`` and of the discovered law's posterior.
-    """
+) -> LoopFit:
+    """Rerun the inference with the discovered law as the bias model, and measure the
+    posterior predictive fit of both laws to the counts."""
     from inference.models import counts_posterior
     from inference.symbolic_bias import symbolic_bias_law
 
@@ -431,142 +512,156 @@ def close_the_loop(
     path = _infer(posterior, config, out_dir / "chains" / "discovered", data.truth, model)
     discovered = read_posterior(path, float(config["burn_fraction"]))
     counts = np.asarray(mock.counts, float)
-    return (
+    return LoopFit(
         predictive_deviance(counts, hand, obs.law, obs.nbar_cell),
         predictive_deviance(counts, discovered, law, obs.nbar_cell),
     )
 
 
 def run(config: dict[str, Any], out_dir: Path):
-    """Run the experiment (see the module docstring); returns an ``ExperimentResult``."""
-
-    from cosmolaw.io import atomic_h5, set_attrs
-    from experiments.core.html_report import Check
-    from experiments.core.law_search import univariate
-    from experiments.core.laws import FrontPoint, Law
-    from experiments.core.registry import ExperimentResult
-    from inference.models import counts_posterior
+    """Run the experiment: the numbered steps of the module docstring. Returns an
+    ``ExperimentResult``."""
     from simulator.observe.mock import write_mock
 
     _validate(config)
     out_dir = Path(out_dir)
+    # 1. Mock.
     data = simulate_mock(config)
-    conf, obs, mock, truth = data.conf, data.obs, data.mock, data.truth
-    write_mock(out_dir / "mock.h5", mock, truth, obs, {"model": config["model"], **config})
-    counts, nbar = np.asarray(mock.counts, float), obs.nbar_cell
-    burn = float(config["burn_fraction"])
-
-    # 1. Inference with the hand-written law, its parameters sampled.
-    hand_post = counts_posterior(
-        mock.counts, mock.selection, conf, data.cosmo, obs, config["model"]
-    )
-    hand_path = _infer(
-        hand_post, config, out_dir / "chains" / "hand_written", truth, {"mock": obs.to_dict()}
-    )
-    hand = read_posterior(hand_path, burn)
-
-    # 2. Binned curves of every sample on the training (even) and held-out (odd) cells.
-    x = 1.0 + hand.delta.reshape(hand.delta.shape[0], -1)
-    train = parity_mask(conf.mesh).ravel()
-    edges = np.quantile(x[:, train], np.linspace(0.0, 1.0, int(config["n_bins"]) + 1))
-    curves = binned_curves(x[:, train], counts.ravel()[train] / nbar, edges)
-    held_out = binned_curves(x[:, ~train], counts.ravel()[~train] / nbar, edges)
-    found = discover_law(*curves, config)
-    X_test, y_test, _ = pooled_curve(*held_out)
-    ok = np.isfinite(X_test) & np.isfinite(y_test)
-    X_test, y_test = X_test[ok, None], y_test[ok]
-
-    # 3. The discovered law against the true one over the data range.
-    predict = univariate(found.expression, "x")
-    true_law, true_params = obs.law, obs.bias_parameters()
-
-    def true_curve(X: np.ndarray) -> np.ndarray:
-        return np.asarray(true_law(np.asarray(X[:, 0] - 1.0, np.float32), true_params), float)
-
-    lo, hi = np.quantile(x[:, train], config["range_quantiles"])
-    grid = np.linspace(lo, hi, 200)[:, None]
-    curve_error = curve_deviation(predict(grid), true_curve(grid), float(counts.mean() / nbar))
-
+    write_mock(out_dir / "mock.h5", data.mock, data.truth, data.obs, config)
+    counts = np.asarray(data.mock.counts, float)
+    # 2. Inference with the hand-written law, its parameters sampled.
+    hand = infer_hand_written(data, config, out_dir)
+    # 3. Discovery on the binned posterior samples (training cells), held-out cells kept apart.
+    binned = bin_posterior(hand, counts, data.obs.nbar_cell, config)
+    found = discover_law(*binned.train, config)
     # 4. Closing the loop: the discovered law as the bias model.
-    names = found.names
-    fit_summary: dict[str, Any] = {}
+    loop = close_the_loop(found, data, hand, config, out_dir) if config["close_loop"] else None
+    # 5. Checks, data file and the report's inputs.
+    checks = _checks(found, binned, hand, data, loop, config)
+    _write_data(out_dir / "field_level_bias.h5", binned, found, loop)
+    return _result(found, binned, hand, data, loop, checks, config)
+
+
+def _true_curve(obs) -> Callable[[np.ndarray], np.ndarray]:
+    """The mock's bias law ``F(x)`` as a function of ``X`` ``(n, 1)`` (x = 1 + delta)."""
+    law, params = obs.law, obs.bias_parameters()
+    return lambda X: np.asarray(law(np.asarray(X[:, 0] - 1.0, np.float32), params), float)
+
+
+def _checks(
+    found: Discovery,
+    binned: BinnedPosterior,
+    hand: PosteriorSamples,
+    data: MockData,
+    loop: LoopFit | None,
+    config: dict[str, Any],
+) -> list:
+    """The law against the true one over the data range, its fit to the counts against the
+    hand-written law's (when the loop was closed), and the posterior mean against the truth."""
+    from experiments.core.html_report import Check
+    from experiments.core.law_search import univariate
+    from experiments.core.stages import above, below
+
+    grid = np.linspace(*binned.x_range, 200)[:, None]
+    mean = float(np.asarray(data.mock.counts).mean() / data.obs.nbar_cell)
+    law = univariate(found.expression, "x")(grid)
+    curve_error = curve_deviation(law, _true_curve(data.obs)(grid), mean)
     checks = [
-        Check(
+        below(
             "max |F_law - F_true| / max(F_true, <F>) for x = 1 + delta in the central "
             f"{config['range_quantiles']} quantiles of the posterior samples",
             curve_error,
-            f"< {config['curve_tolerance']}",
-            curve_error < float(config["curve_tolerance"]),
+            float(config["curve_tolerance"]),
         )
     ]
-    if config["close_loop"]:
-        dev_hand, dev_sym = close_the_loop(found, data, hand, config, out_dir)
-        excess = float(np.mean(dev_sym) - np.mean(dev_hand))
-        tolerance = float(config["fit_tolerance_spread"]) * float(np.std(dev_hand))
-        fit_summary = {
-            "deviance_per_cell_hand_written": [float(np.mean(dev_hand)), float(np.std(dev_hand))],
-            "deviance_per_cell_discovered": [float(np.mean(dev_sym)), float(np.std(dev_sym))],
-            "deviance_excess": excess,
-            "deviance_tolerance": tolerance,
-        }
+    if loop is not None:
+        fit = loop.summary(float(config["fit_tolerance_spread"]))
         checks.append(
             Check(
                 "posterior predictive Poisson deviance per cell, discovered - hand-written law",
-                excess,
+                fit["deviance_excess"],
                 f"<= {config['fit_tolerance_spread']} x the hand-written law's spread over "
-                f"samples ({tolerance:.3g})",
-                excess <= tolerance,
+                f"samples ({fit['deviance_tolerance']:.3g})",
+                fit["deviance_excess"] <= fit["deviance_tolerance"],
             )
         )
-    r_truth = float(
-        np.corrcoef(hand.delta.mean(axis=0).ravel(), truth["delta_observed"].ravel())[0, 1]
-    )
+    truth = data.truth["delta_observed"].ravel()
+    r_truth = float(np.corrcoef(hand.delta.mean(axis=0).ravel(), truth)[0, 1])
     checks.append(
-        Check(
+        above(
             "correlation of the posterior mean density with the true density (per cell)",
             r_truth,
-            "> 0.9",
-            r_truth > 0.9,
+            0.9,
         )
     )
+    return checks
 
-    with atomic_h5(out_dir / "field_level_bias.h5") as h5:
-        set_attrs(h5, {"experiment": NAME})
-        for key, value in zip(("x", "F", "F_err"), curves, strict=True):
-            h5.create_dataset(f"train/{key}", data=value)
-        for key, value in zip(("x", "F", "F_err"), held_out, strict=True):
-            h5.create_dataset(f"held_out/{key}", data=value)
-        h5.create_dataset("bin_edges", data=edges)
-        h5.create_dataset("constants/per_sample", data=found.per_sample)
-        h5.create_dataset("constants/sigma", data=found.sigma)
-        h5.attrs["constants/names"] = names
-        if config["close_loop"]:
-            h5.create_dataset("deviance/hand_written", data=dev_hand)
-            h5.create_dataset("deviance/discovered", data=dev_sym)
 
+def _write_data(path: Path, binned: BinnedPosterior, found: Discovery, loop: LoopFit | None):
+    """``field_level_bias.h5``: the binned curves, bin edges, the constants per sample and
+    their uncertainties, and the deviances of the closed loop."""
+    from experiments.core.stages import write_data_file
+
+    datasets = {
+        f"{part}/{key}": value
+        for part, curves in (("train", binned.train), ("held_out", binned.held_out))
+        for key, value in zip(("x", "F", "F_err"), curves, strict=True)
+    }
+    datasets |= {
+        "bin_edges": binned.edges,
+        "constants/per_sample": found.per_sample,
+        "constants/sigma": found.sigma,
+    }
+    if loop is not None:
+        datasets |= {
+            "deviance/hand_written": loop.hand_written,
+            "deviance/discovered": loop.discovered,
+        }
+    write_data_file(path, NAME, {}, datasets, attrs={"constants/names": found.names})
+
+
+def _result(
+    found: Discovery,
+    binned: BinnedPosterior,
+    hand: PosteriorSamples,
+    data: MockData,
+    loop: LoopFit | None,
+    checks: list,
+    config: dict[str, Any],
+):
+    """The ``ExperimentResult``: the law with its front, constants and literature, and the
+    description of the data for the report."""
+    from experiments.core.law_search import univariate
+    from experiments.core.laws import FrontPoint, Law
+    from experiments.core.registry import ExperimentResult
+    from experiments.core.stages import seeds_of
+
+    conf, obs = data.conf, data.obs
+    predict = univariate(found.expression, "x")
+    fit_summary = loop.summary(float(config["fit_tolerance_spread"])) if loop else {}
     hand_mean = {k: float(np.mean(v)) for k, v in hand.bias.items()}
-    literature = _literature(obs, predict, true_curve, hand_mean, fit_summary)
+    n_samples, burn = int(binned.x.shape[0]), float(config["burn_fraction"])
     law = Law(
         title="galaxy counts per nbar against the inferred matter density x = 1 + delta",
         target="F",
         variables=("x",),
         expression=found.expression,
-        X_test=X_test,
-        y_test=y_test,
+        X_test=binned.X_test,
+        y_test=binned.y_test,
         predict=predict,
         constants={
             n: (float(v), float(s))
-            for n, v, s in zip(names, found.values, found.sigma, strict=True)
+            for n, v, s in zip(found.names, found.values, found.sigma, strict=True)
         },
         front=[
             FrontPoint(p.complexity, p.loss, f"({p.expression})**2") for p in found.search.front
         ],
         loss_name="mean squared error of sqrt(F)",
         chosen=found.search.chosen,
-        literature=literature,
-        template=found.template if names else None,
+        literature=_literature(obs, predict, _true_curve(obs), hand_mean, fit_summary),
+        template=found.template if found.names else None,
         latex_names=LATEX_NAMES,
-        details={**dict(found.search.details), "samples": int(x.shape[0])},
+        details={**dict(found.search.details), "samples": n_samples},
     )
     return ExperimentResult(
         laws=[law],
@@ -575,25 +670,21 @@ def run(config: dict[str, Any], out_dir: Path):
             "source": f"simulator.observe.mock.make_mock ({config['model']}), Planck 2018",
             "data file": "mock.h5, field_level_bias.h5, chains/*/chain.h5",
             "mock": f"{conf.mesh}^3 cells, box {conf.box} Mpc/h, a = {conf.a_stop}, "
-            f"{obs.law.name} bias {dict(obs.bias_params)}, nbar_cell {nbar}, Poisson",
-            "galaxies": int(counts.sum()),
+            f"{obs.law.name} bias {dict(obs.bias_params)}, nbar_cell {obs.nbar_cell}, Poisson",
+            "galaxies": int(np.asarray(data.mock.counts).sum()),
             "inference": f"{config['sampler']}, {config['chains']} chains x "
             f"{config['samples']} steps (+{config['warmup']} warm-up), fields every "
             f"{config['thin']} steps, first {burn:.0%} dropped",
-            "posterior samples": int(x.shape[0]),
+            "posterior samples": n_samples,
             "training / held-out cells": "(i + j + k) even / odd",
             "bins": f"{config['n_bins']} quantile bins of x",
         },
-        seeds={
-            "mock": int(config["mock_seed"]),
-            "inference": int(config["inference_seed"]),
-            "search": int(config["search_seed"]),
-        },
+        seeds=seeds_of(config, mock="mock_seed", inference="inference_seed", search="search_seed"),
         summary={
             "law": str(found.expression),
-            "curve_max_rel_error": curve_error,
-            "x_range": [float(lo), float(hi)],
-            "r_posterior_mean_truth": r_truth,
+            "curve_max_rel_error": checks[0].value,  # the first and last checks of _checks
+            "x_range": list(binned.x_range),
+            "r_posterior_mean_truth": checks[-1].value,
             "hand_written_posterior_means": hand_mean,
             "true_bias_params": dict(obs.bias_params),
             **fit_summary,
