@@ -10,17 +10,26 @@ The PM density is measured with CIC compensation and kept up to a fraction of th
 Nyquist frequency, ``k_max = k_max_fraction * pi * ptcl_grid / box`` (the PM resolution
 limit; 0.39 h/Mpc in QUICK).
 
-The law is searched for the nonlinear excess ``B - 1`` (so that B = 1 + g) as a function of
-two dimensionless variables: the linear power ``Delta2 = k^3 P_lin(k, a) / (2 pi^2)`` (the
-nonlinearity of the mode; at fixed k it carries sigma8 D1(a) as ``(sigma8 D1)^2``) and the
-shape variable ``q = k / (Omega_m h)`` (k in units of the equality scale, which sets the
-local slope of P_lin), on training cosmologies; its constants are refitted on the relative
-error of B, the law chosen from the front is the best one (by the search's criterion) that is
-physical once refitted (B -> 1 on large scales, B growing with sigma8: ``law_checks``), and
-it is checked on held-out cosmologies. Reference: halofit (Takahashi et al.
-2012, ``simulator.halofit``) at the same points, and the law's form fitted to halofit's
-boost; at this resolution the PM boost sits below halofit at high k (the mesh softens the
-force on scales of a few cells).
+The run, one stage per step:
+
+1. Data (``_simulate``): the boost table (``boost_table``) of the training and of the
+   held-out cosmologies, written to ``boost.h5``.
+2. Search (``_search``): a law for the nonlinear excess ``B - 1`` (so that B = 1 + g) as a
+   function of two dimensionless variables: the linear power ``Delta2 = k^3 P_lin(k, a) /
+   (2 pi^2)`` (the nonlinearity of the mode; at fixed k it carries sigma8 D1(a) as
+   ``(sigma8 D1)^2``) and the shape variable ``q = k / (Omega_m h)`` (k in units of the
+   equality scale, which sets the local slope of P_lin), on the training cosmologies. The
+   law chosen from the front is the best one (by the search's criterion) that is physical
+   once refitted (B -> 1 on large scales, B growing with sigma8: ``law_checks``).
+3. Law (``_law``): its constants refitted on the relative error of B, held out on the
+   held-out cosmologies. Reference: halofit (Takahashi et al. 2012, ``simulator.halofit``)
+   at the same points, and the law's form fitted to halofit's boost; at this resolution the
+   PM boost sits below halofit at high k (the mesh softens the force on scales of a few
+   cells).
+4. Checks (``_checks``): the held-out accuracy, B -> 1 on large scales, B growing with
+   sigma8, and the PM boost below halofit's at the resolution limit.
+5. Result (``_result``): the law, the checks, where the data came from, seeds and the key
+   numbers.
 """
 
 from __future__ import annotations
@@ -29,9 +38,18 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import sympy as sp
+
+    from experiments.core.html_report import Check
+    from experiments.core.law_search import Search
+    from experiments.core.laws import Law, Literature
+    from experiments.core.refit import Refit
+    from experiments.core.registry import ExperimentResult
 
 NAME = "pk-boost"
 QUESTION = (
@@ -243,48 +261,82 @@ def physical(checks: dict[str, float]) -> bool:
     return checks["small_k_deviation"] < LIMIT_TOL and checks["sigma8_min_step"] > 0
 
 
-def run(config: dict[str, Any], out_dir: Path):
-    """Run the experiment (see the module docstring); returns an ``ExperimentResult``."""
-    import sympy as sp
+def run(config: dict[str, Any], out_dir: Path) -> ExperimentResult:
+    """Run the experiment: the numbered steps of the module docstring. Returns an
+    ``ExperimentResult``."""
+    # 1. Data: the boost tables of the training and held-out cosmologies.
+    train, test = _simulate(config, out_dir)
+    # 2. Search for the excess B - 1, the law chosen physical once refitted.
+    found = _search(train, config)
+    # 3. The law refitted on the relative error of B, against halofit, held out.
+    law, summary = _law(found, train, test, config)
+    # 4. Checks.
+    checks = _checks(summary)
+    # 5. Result.
+    return _result(law, checks, summary, train, test, config)
 
-    from cosmolaw.io import atomic_h5, set_attrs
-    from experiments.core.html_report import Check
-    from experiments.core.law_search import SEARCH_SETTINGS, search
-    from experiments.core.laws import FrontPoint, Law, Literature, accuracy
-    from experiments.core.refit import refit, refit_like
-    from experiments.core.registry import ExperimentResult
+
+#: Description of each of ``COLUMNS`` in ``boost.h5``, in their order.
+_DESCRIPTIONS = (
+    "matter density today of the row's cosmology",
+    "sigma8 of the row's cosmology",
+    "scale factor of the output",
+    "wavenumber of the P(k) shell",
+    "shape variable k / (Omega_m h)",
+    "linear power k^3 P_lin(k, a) / (2 pi^2)",
+    "PM boost P_PM / P_lin, mean over the seeds and their pairs",
+    "halofit boost (Takahashi et al. 2012) at the same point",
+)
+
+
+def _simulate(config: dict[str, Any], out_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Step 1: ``boost_table`` of the training and of the held-out cosmologies, each
+    ``(n, 8)`` with the columns ``COLUMNS``, written to ``boost.h5`` (one group per table,
+    one dataset per column, ``k_max`` as a file attribute)."""
+    from experiments.core.stages import Dataset, write_data_file
 
     train = boost_table(config, config["train_cosmologies"])
     test = boost_table(config, config["test_cosmologies"])
-    with atomic_h5(out_dir / "boost.h5") as h5:
-        set_attrs(h5, {"experiment": NAME, "k_max": k_limit(config), **config})
-        for name, table in (("train", train), ("test", test)):
-            for i, column in enumerate(COLUMNS):
-                ds = h5.create_dataset(f"{name}/{column}", data=table[:, i])
-                ds.attrs["units"] = UNITS.get(column, "1")
-    X, y = _columns(train, VARIABLES), train[:, COLUMNS.index("boost")]
-    X_test, y_test = _columns(test, VARIABLES), test[:, COLUMNS.index("boost")]
+    datasets = {
+        f"{name}/{column}": Dataset(table[:, i], UNITS.get(column, "1"), _DESCRIPTIONS[i])
+        for name, table in (("train", train), ("test", test))
+        for i, column in enumerate(COLUMNS)
+    }
+    write_data_file(out_dir / "boost.h5", NAME, config, datasets, {"k_max": k_limit(config)})
+    return train, test
+
+
+def _fit_law(
+    excess: sp.Expr, train: np.ndarray
+) -> tuple[Refit, Callable[[np.ndarray], np.ndarray]]:
+    """The law B = 1 + excess with its constants refitted to the relative error of B on the
+    training rows ``(n, 8)``, and its NumPy function ``(n, 2) -> (n,)`` of ``VARIABLES``."""
+    import sympy as sp
+
+    from experiments.core.refit import refit
 
     symbols = [sp.Symbol(v) for v in VARIABLES]
+    X, y = _columns(train, VARIABLES), train[:, COLUMNS.index("boost")]
+    fitted = refit(1 + excess, symbols, X, y, relative=True, prefix="c")
+    fn = sp.lambdify(symbols, fitted.expression, "numpy")
+    return fitted, lambda Xa: np.broadcast_to(fn(*np.asarray(Xa, float).T), (Xa.shape[0],))
 
-    def fit_law(excess: sp.Expr):
-        """The law B = 1 + excess with its constants refitted to the relative error of B,
-        and its NumPy function ``(n, 2) -> (n,)``."""
-        fitted = refit(1 + excess, symbols, X, y, relative=True, prefix="c")
-        fn = sp.lambdify(symbols, fitted.expression, "numpy")
-        return fitted, lambda Xa: np.broadcast_to(fn(*np.asarray(Xa, float).T), (Xa.shape[0],))
+
+def _search(train: np.ndarray, config: dict[str, Any]) -> Search:
+    """Step 2: search the nonlinear excess g = B - 1 (linear theory, B = 1, is the limit) on
+    the training rows; the law chosen from its front is the best one that is physical once
+    refitted (``physical``)."""
+    from experiments.core.law_search import SEARCH_SETTINGS, search
 
     def admissible(excess: sp.Expr) -> bool:
         try:
-            return physical(law_checks(fit_law(excess)[1], config))
+            return physical(law_checks(_fit_law(excess, train)[1], config))
         except ValueError:  # constants that NumPy cannot evaluate or fit
             return False
 
-    # The search is for the nonlinear excess g = B - 1 (linear theory, B = 1, is the limit);
-    # the law chosen from its front is the best one that is physical once refitted.
-    found = search(
-        X,
-        y - 1.0,
+    return search(
+        _columns(train, VARIABLES),
+        train[:, COLUMNS.index("boost")] - 1.0,
         VARIABLES,
         seed=int(config["seed"]),
         target="excess",
@@ -292,32 +344,22 @@ def run(config: dict[str, Any], out_dir: Path):
         admissible=admissible,
         **{k: config[k] for k in SEARCH_SETTINGS},
     )
-    fitted, law_fn = fit_law(found.expression)
+
+
+def _law(
+    found: Search, train: np.ndarray, test: np.ndarray, config: dict[str, Any]
+) -> tuple[Law, dict[str, Any]]:
+    """Step 3: the chosen law refitted on the relative error of B, held out on the test rows
+    beside halofit and linear theory, and the numbers of the run's summary (held-out errors,
+    halofit's, its fit in the law's form, ``law_checks``)."""
+    import sympy as sp
+
+    from experiments.core.laws import FrontPoint, Law, Literature, accuracy
+
+    fitted, law_fn = _fit_law(found.expression, train)
+    X_test, y_test = _columns(test, VARIABLES), test[:, COLUMNS.index("boost")]
     held_out = accuracy(y_test, law_fn(X_test))
-    hf_test = test[:, COLUMNS.index("halofit")]
-    hf_acc = accuracy(y_test, hf_test)
-    # Halofit's shape in the discovered form: the same template fitted to halofit's boost.
-    hf_form = refit_like(fitted, symbols, X, train[:, COLUMNS.index("halofit")])
-    behaviour = law_checks(law_fn, config)
-    k_col, a_col = test[:, COLUMNS.index("k")], test[:, COLUMNS.index("a")]
-    top = (a_col == 1.0) & (k_col == k_col.max())
-    pm_over_hf = float(np.mean(y_test[top] / hf_test[top]))
-    numbers = [
-        ("held-out rms relative difference to the PM boost", held_out["rms_rel_error"],
-         hf_acc["rms_rel_error"]),
-        (f"mean boost at k = {k_col.max():.3f} h/Mpc, a = 1 (held out)",
-         float(np.mean(law_fn(X_test[top]))), float(np.mean(hf_test[top]))),
-    ] + [
-        (f"constant {n} of the law's form (PM fit vs halofit fit)", float(v), float(h))
-        for n, v, h in zip(fitted.names, fitted.values, hf_form.values, strict=True)
-    ]  # fmt: skip
-    halofit = Literature(
-        "halofit (Takahashi et al. 2012)",
-        "R. Takahashi et al., ApJ 761, 152 (2012), arXiv:1208.2701; simulator.halofit",
-        hf_form.expression,
-        None,
-        numbers,
-    )
+    halofit, compared = _against_halofit(fitted, law_fn, held_out, train, test)
     linear = Literature("linear theory", "B = 1", sp.Integer(1), lambda Xa: np.ones(len(Xa)))
     law = Law(
         title="PM nonlinear boost B = P_PM/P_lin against Delta2_lin(k, a) and q = k/(Omega_m h)",
@@ -340,32 +382,112 @@ def run(config: dict[str, Any], out_dir: Path):
         latex_names=LATEX_NAMES,
         details=dict(found.details),
     )
-    checks = [
+    return law, {
+        "law": str(fitted.expression),
+        "k_max": k_limit(config),
+        "held_out_rms_rel_error": held_out["rms_rel_error"],
+        "held_out_max_rel_error": held_out["max_rel_error"],
+        **compared,
+        **law_checks(law_fn, config),
+    }
+
+
+def _against_halofit(
+    fitted: Refit,
+    law_fn: Callable[[np.ndarray], np.ndarray],
+    held_out: dict[str, float],
+    train: np.ndarray,
+    test: np.ndarray,
+) -> tuple[Literature, dict[str, Any]]:
+    """Halofit as the literature entry of the law (``held_out``: its accuracy on the test
+    rows): halofit's held-out difference to the PM boost, the law's form fitted to halofit's
+    boost on the training rows, and the PM boost over halofit's at the largest held-out k at
+    a = 1 (with the numbers, for the summary)."""
+    import sympy as sp
+
+    from experiments.core.laws import Literature, accuracy
+    from experiments.core.refit import refit_like
+
+    symbols = [sp.Symbol(v) for v in VARIABLES]
+    X_test, y_test = _columns(test, VARIABLES), test[:, COLUMNS.index("boost")]
+    hf_test = test[:, COLUMNS.index("halofit")]
+    hf_acc = accuracy(y_test, hf_test)
+    # Halofit's shape in the discovered form: the same template fitted to halofit's boost.
+    hf_form = refit_like(
+        fitted, symbols, _columns(train, VARIABLES), train[:, COLUMNS.index("halofit")]
+    )
+    k_col, a_col = test[:, COLUMNS.index("k")], test[:, COLUMNS.index("a")]
+    top = (a_col == 1.0) & (k_col == k_col.max())
+    numbers = [
+        ("held-out rms relative difference to the PM boost", held_out["rms_rel_error"],
+         hf_acc["rms_rel_error"]),
+        (f"mean boost at k = {k_col.max():.3f} h/Mpc, a = 1 (held out)",
+         float(np.mean(law_fn(X_test[top]))), float(np.mean(hf_test[top]))),
+    ] + [
+        (f"constant {n} of the law's form (PM fit vs halofit fit)", float(v), float(h))
+        for n, v, h in zip(fitted.names, fitted.values, hf_form.values, strict=True)
+    ]  # fmt: skip
+    halofit = Literature(
+        "halofit (Takahashi et al. 2012)",
+        "R. Takahashi et al., ApJ 761, 152 (2012), arXiv:1208.2701; simulator.halofit",
+        hf_form.expression,
+        None,
+        numbers,
+    )
+    return halofit, {
+        "halofit_rms_rel_difference": hf_acc["rms_rel_error"],
+        "halofit_form": str(hf_form.expression),
+        "pm_over_halofit_at_k_max": float(np.mean(y_test[top] / hf_test[top])),
+    }
+
+
+def _checks(summary: dict[str, Any]) -> list[Check]:
+    """Step 4: the law's held-out accuracy, B -> 1 on large scales, B growing with sigma8,
+    and the PM boost below halofit's at the resolution limit."""
+    from experiments.core.html_report import Check
+    from experiments.core.stages import above, below
+
+    rms = summary["held_out_rms_rel_error"]
+    return [
         Check(
             "held-out rms relative error of the law",
-            held_out["rms_rel_error"],
+            rms,
             f"<= {ACCURACY_QUICK} (QUICK; target 0.02)",
-            held_out["rms_rel_error"] <= ACCURACY_QUICK,
+            rms <= ACCURACY_QUICK,
         ),
-        Check(
+        below(
             f"max |B - 1| of the law at k = {K_SMALL} h/Mpc",
-            behaviour["small_k_deviation"],
-            f"< {LIMIT_TOL}",
-            behaviour["small_k_deviation"] < LIMIT_TOL,
+            summary["small_k_deviation"],
+            LIMIT_TOL,
         ),
-        Check(
+        above(
             f"smallest step of B up a sigma8 grid (k >= {K_MONOTONIC} h/Mpc)",
-            behaviour["sigma8_min_step"],
-            "> 0 (grows monotonically with sigma8)",
-            behaviour["sigma8_min_step"] > 0,
+            summary["sigma8_min_step"],
+            0,
+            "grows monotonically with sigma8",
         ),
-        Check(
+        below(
             "PM boost / halofit boost at k_max, a = 1 (held out)",
-            pm_over_hf,
-            "< 1 (PM resolution suppresses the boost)",
-            pm_over_hf < 1,
+            summary["pm_over_halofit_at_k_max"],
+            1,
+            "PM resolution suppresses the boost",
         ),
     ]
+
+
+def _result(
+    law: Law,
+    checks: list[Check],
+    summary: dict[str, Any],
+    train: np.ndarray,
+    test: np.ndarray,
+    config: dict[str, Any],
+) -> ExperimentResult:
+    """Step 5: the ``ExperimentResult``: the law, checks, where the data came from, seeds
+    (one per simulation seed and the search's) and the summary."""
+    from experiments.core.registry import ExperimentResult
+    from experiments.core.stages import seeds_of
+
     n_sims = (
         2
         * len(config["seeds"])
@@ -386,18 +508,9 @@ def run(config: dict[str, Any], out_dir: Path):
             "PM mesh": f"{config['mesh']}^3, box {config['box']} Mpc/h, {config['steps']} steps",
             "PM resolution limit": f"k <= {k_limit(config):.3f} h/Mpc "
             f"({config['k_max_fraction']} of the particle Nyquist frequency)",
-            "samples": f"{len(y)} training and {len(y_test)} held-out (cosmology, a, k) points",
+            "samples": f"{len(train)} training and {len(test)} held-out (cosmology, a, k) points",
         },
         seeds={f"simulation_{i}": int(s) for i, s in enumerate(config["seeds"])}
-        | {"search": int(config["seed"])},
-        summary={
-            "law": str(fitted.expression),
-            "k_max": k_limit(config),
-            "held_out_rms_rel_error": held_out["rms_rel_error"],
-            "held_out_max_rel_error": held_out["max_rel_error"],
-            "halofit_rms_rel_difference": hf_acc["rms_rel_error"],
-            "halofit_form": str(hf_form.expression),
-            "pm_over_halofit_at_k_max": pm_over_hf,
-            **behaviour,
-        },
+        | seeds_of(config, search="seed"),
+        summary=summary,
     )
