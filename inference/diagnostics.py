@@ -50,63 +50,87 @@ def _normal_scores(x: np.ndarray) -> np.ndarray:
 
 
 def _rhat(x: np.ndarray) -> np.ndarray:
-    """Classic Rhat of ``(C, N, D)`` chains (already split)."""
+    """Classic Rhat of ``(C, N, D)`` chains (already split): NaN for constant draws, inf for
+    chains that are each constant at different values."""
     n = x.shape[1]
     within = np.mean(np.var(x, axis=1, ddof=1), axis=0)
     between = n * np.var(np.mean(x, axis=1), axis=0, ddof=1)
-    var_plus = (n - 1) / n * within + between / n
-    return np.sqrt(var_plus / np.maximum(within, 1e-300))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sqrt((between / within + n - 1) / n)
+
+
+def _geyer_tau(rho: np.ndarray) -> np.ndarray:
+    """Integrated autocorrelation time from autocorrelations ``rho`` ``(N, D)`` (``rho[0] = 1``).
+
+    Geyer's initial positive sequence of pair sums ``P_j = rho_2j + rho_2j+1``, truncated at the
+    first ``P_j <= 0`` (pairs up to ``j_max = floor((N - 1) / 2) - 1``), made monotone, plus the
+    first truncated pair's even term when positive, as Stan and ArviZ do:
+    ``tau = -1 + 2 sum_{j<L} min(P_0..P_j) + rho_2L``.
+    """
+    n, d = rho.shape
+    j_max = max((n - 1) // 2 - 1, 0)
+    pairs = rho[: 2 * (j_max + 1)].reshape(j_max + 1, 2, d).sum(axis=1)
+    stop = pairs <= 0
+    last = np.where(stop.any(axis=0), np.argmax(stop, axis=0), j_max)
+    before = np.arange(j_max + 1)[:, None] < last
+    monotone = np.minimum.accumulate(pairs, axis=0)
+    even = np.take_along_axis(rho, 2 * last[None], axis=0)[0]
+    last_pair = np.take_along_axis(pairs, last[None], axis=0)[0]
+    even = np.where((even > 0) | (last_pair >= 0), even, 0.0)
+    return -1.0 + 2.0 * np.sum(np.where(before, monotone, 0.0), axis=0) + even
 
 
 def _ess(x: np.ndarray) -> np.ndarray:
-    """Multi-chain ESS of ``(C, N, D)`` chains (Geyer's initial monotone sequence)."""
+    """Multi-chain ESS of ``(C, N, D)`` chains (already split); ``C N`` for constant draws and
+    NaN where a draw is NaN, as ArviZ."""
     c, n, d = x.shape
     centred = x - x.mean(axis=1, keepdims=True)
     size = 2 ** int(np.ceil(np.log2(2 * n)))
     f = np.fft.rfft(centred, n=size, axis=1)
     acov = np.fft.irfft(np.abs(f) ** 2, n=size, axis=1)[:, :n] / n
-    chain_var = acov[:, 0] * n / (n - 1)
-    within = chain_var.mean(axis=0)
-    var_plus = within * (n - 1) / n
+    mean_var = acov[:, 0].mean(axis=0) * n / (n - 1)
+    var_plus = mean_var * (n - 1) / n
     if c > 1:
         var_plus = var_plus + np.var(x.mean(axis=1), axis=0, ddof=1)
-    rho = 1.0 - (within - acov.mean(axis=0)) / np.maximum(var_plus, 1e-300)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = 1.0 - (mean_var - acov.mean(axis=0)) / var_plus
     rho[0] = 1.0
-    out = np.empty(d)
-    for j in range(d):
-        pairs = rho[: 2 * (n // 2), j].reshape(-1, 2).sum(axis=1)
-        positive = np.flatnonzero(pairs <= 0)
-        pairs = pairs[: positive[0]] if positive.size else pairs
-        pairs = np.minimum.accumulate(pairs)
-        tau = -1.0 + 2.0 * np.sum(pairs)
-        out[j] = c * n / max(tau, 1.0 / np.log10(c * n))
-    constant = np.ptp(x.reshape(c * n, d), axis=0) == 0
-    return np.where(constant, np.nan, out)
+    tau = np.maximum(_geyer_tau(rho), 1.0 / np.log10(c * n))
+    ess = c * n / tau
+    flat = x.reshape(c * n, d)
+    constant = np.ptp(flat, axis=0) < np.finfo(float).resolution
+    return np.where(np.isnan(flat).any(axis=0), np.nan, np.where(constant, c * n, ess))
 
 
 def split_rhat(draws: np.ndarray) -> np.ndarray:
     """Rank-normalised split-Rhat (max of bulk and folded) of ``(chains, draws, ...)`` draws.
 
-    A single chain is split in two halves, so it works with one chain too.
+    Equal to ``arviz.rhat`` (its default ``"rank"`` method) for two chains or more. A single
+    chain is split in two halves, so it works with one chain too (ArviZ returns NaN there).
+    NaN for constant draws, inf for chains stuck at different values.
     """
     x = _split(_check_draws(draws, "draws"))
     folded = np.abs(x - np.median(x.reshape(-1, x.shape[-1]), axis=0))
-    rhat = np.maximum(_rhat(_normal_scores(x)), _rhat(_normal_scores(folded)))
+    bulk, tail = _rhat(_normal_scores(x)), _rhat(_normal_scores(folded))
+    rhat = np.where(tail > bulk, tail, bulk)  # max(), NaN where the bulk value is NaN
     return rhat.reshape(np.shape(draws)[2:])
 
 
 def ess_bulk(draws: np.ndarray) -> np.ndarray:
-    """Bulk effective sample size (rank-normalised, split chains)."""
+    """Bulk effective sample size (rank-normalised, split chains); equal to
+    ``arviz.ess(method="bulk")``."""
     x = _split(_check_draws(draws, "draws"))
     return _ess(_normal_scores(x)).reshape(np.shape(draws)[2:])
 
 
 def ess_tail(draws: np.ndarray) -> np.ndarray:
-    """Tail effective sample size: the smaller ESS of the 5% and 95% quantile indicators."""
-    x = _split(_check_draws(draws, "draws"))
+    """Tail effective sample size: the smaller ESS of the indicators of the 5% and 95%
+    quantiles (of all draws, linearly interpolated) over the split chains; equal to
+    ``arviz.ess(method="tail")``."""
+    x = _check_draws(draws, "draws")
     flat = x.reshape(-1, x.shape[-1])
     lo, hi = np.quantile(flat, 0.05, axis=0), np.quantile(flat, 0.95, axis=0)
-    ess = np.minimum(_ess((x <= lo).astype(float)), _ess((x <= hi).astype(float)))
+    ess = np.minimum(_ess(_split((x <= lo).astype(float))), _ess(_split((x <= hi).astype(float))))
     return ess.reshape(np.shape(draws)[2:])
 
 
