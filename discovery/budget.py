@@ -34,9 +34,9 @@ class Budget:
         self._current: tuple[str, float] | None = None
         self._bar = None
         if progress:
-            from tqdm.auto import tqdm
+            from cosmolaw.progress import progress_bar
 
-            self._bar = tqdm(total=None, unit="stage", desc="discover", file=sys.stderr)
+            self._bar = progress_bar(unit="stage", desc="discover", file=sys.stderr)
 
     def stage(self, name: str | None) -> None:
         """Start stage ``name`` now (``None``: end the call and record ``"total"``)."""

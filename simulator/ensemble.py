@@ -25,9 +25,9 @@ from typing import Any
 import h5py
 import jax
 import numpy as np
-from tqdm.auto import tqdm
 
 from cosmolaw.io import atomic_h5, set_attrs, write_toml
+from cosmolaw.progress import progress_bar
 from cosmolaw.pytree import to_dict
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
@@ -90,7 +90,7 @@ def _part_is_complete(path: Path, signature: str) -> bool:
 
 def _run_members(members: range, first_seed: int, cosmos, conf, keep_fields, show) -> dict:
     deltas, pks, pks_lin, k = [], [], [], None
-    for i in tqdm(members, desc="ensemble members", unit="sim", disable=not show):
+    for i in progress_bar(members, desc="ensemble members", unit="sim", disable=not show):
         delta = simulate(cosmos[i], conf, first_seed + i).delta
         spec = _spectrum(delta, conf.box)
         k = np.asarray(spec.k)

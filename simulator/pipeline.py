@@ -117,9 +117,9 @@ def simulate(
     noise = _noise(seed, conf)
     if not progress:
         return _forward_jit(noise, cosmo, conf, fixed_amplitude, paired, False)
-    from tqdm.auto import tqdm
+    from cosmolaw.progress import progress_bar
 
-    with tqdm(total=len(conf.time_grid()) - 1, desc="PM steps", unit="step") as bar:
+    with progress_bar(total=len(conf.time_grid()) - 1, desc="PM steps", unit="step") as bar:
         _ProgressHook.bar = bar
         try:
             result = jax.block_until_ready(

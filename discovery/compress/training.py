@@ -14,7 +14,8 @@ import jax
 import numpy as np
 import optax
 from flax import nnx
-from tqdm.auto import tqdm
+
+from cosmolaw.progress import progress_bar
 
 #: ``loss(params, key, data) -> (scalar, {name: scalar})`` and ``validate(params, data) -> scalar``
 #: (lower is better), of the trainable state of the model and a pytree of arrays ``data`` (passed
@@ -76,7 +77,7 @@ def optimise(
     key = jax.random.key(seed)
     best, best_score, best_step = params, np.inf, 0
     history: dict[str, list[float]] = {}
-    bar = tqdm(range(int(max_steps)), desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(range(int(max_steps)), desc=desc, disable=not progress, leave=False)
     for i in bar:
         key, sub = jax.random.split(key)
         params, opt_state, record = step(params, opt_state, sub, data)
