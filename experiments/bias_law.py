@@ -6,28 +6,41 @@ Data: PM simulations (``simulator.pipeline.simulate``); friends-of-friends haloe
 and both fields are smoothed with a spherical top-hat of radius R; the halo field is in units
 of its mean, ``n_h / <n_h>``, the matter field is ``rho = 1 + delta``.
 
-The law is searched on the conditional mean of ``n_h / <n_h>`` in quantile bins of ``rho``
-of the training simulations, with the noise of each binned mean from a jackknife over
-sub-cubes of the box (smoothed cells are correlated, so the scatter within a bin would
-understate it). It is compared, on the same binned data and with the same noise, in
-description length (``discovery.fit.description_length``, the engine's criterion) with two
-literature laws fitted by least squares:
+The run, one stage per step:
 
-- linear bias, ``n_h / <n_h> = 1 + b delta``;
-- the power law with an exponential cut-off at low density of Neyrinck et al. (2014),
-  ``n_h / <n_h> = A rho^alpha exp(-(rho / rho_c)^(-epsilon))`` (``simulator.observe.bias.neyrinck``
-  with an amplitude ``A``, since the law is not normalised to unit mean).
+1. Data: one simulation per training and held-out seed (``simulate_fields``), with the
+   conditional mean of ``n_h / <n_h>`` in quantile bins of ``rho`` and the noise of each
+   binned mean from a jackknife over sub-cubes of the box (smoothed cells are correlated,
+   so the scatter within a bin would understate it); written to ``haloes.h5``.
+2. Search: a law ``n_h / <n_h> (rho)`` on the bins of the training simulations, asked for
+   the accuracy of their jackknife errors (rms over the bins).
+3. Comparison (``_compare``): on the same binned data and with the same noise, in
+   description length (``discovery.fit.description_length``, the engine's criterion), and
+   on the held-out simulations, with two literature laws fitted by least squares:
 
-The law is then checked on a simulation with another seed.
+   - linear bias, ``n_h / <n_h> = 1 + b delta``;
+   - the power law with an exponential cut-off at low density of Neyrinck et al. (2014),
+     ``n_h / <n_h> = A rho^alpha exp(-(rho / rho_c)^(-epsilon))``
+     (``simulator.observe.bias.neyrinck`` with an amplitude ``A``, since the law is not
+     normalised to unit mean).
+4. Checks (``_checks``): the law shorter than linear bias, increasing with rho, accurate on
+   the held-out simulations, and the haloes biased (b > 1).
+5. Result (``_result``): the law, the checks, where the data came from, seeds and the key
+   numbers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from experiments.core.html_report import Check
+    from experiments.core.law_search import Search
+    from experiments.core.laws import Law
+    from experiments.core.registry import ExperimentResult
 
 NAME = "bias-law"
 QUESTION = (
@@ -230,44 +243,6 @@ def fit_neyrinck(rho: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.asarray(sol.x, float)
 
 
-def _checks_and_numbers(
-    law_fn: Callable[[np.ndarray], np.ndarray],
-    grid: np.ndarray,
-    X_test: np.ndarray,
-    y_test: np.ndarray,
-    dl: dict[str, float],
-    b1: float,
-    tolerance: float,
-) -> tuple[list, dict[str, float]]:
-    """The scientific checks of the run and the numbers they rest on."""
-    from experiments.core.html_report import Check
-
-    min_slope = float(np.min(np.diff(law_fn(grid[:, None])) / np.diff(grid)))
-    rms = float(np.sqrt(np.mean((law_fn(X_test) - y_test) ** 2)))
-    checks = [
-        Check(
-            "description length of the law minus that of linear bias (nats)",
-            dl["law"] - dl["linear"],
-            "< 0",
-            dl["law"] < dl["linear"],
-        ),
-        Check(
-            f"smallest slope d(n_h/<n_h>)/d rho over rho in [{grid[0]:.2f}, {grid[-1]:.2f}]",
-            min_slope,
-            "> 0 (monotonically increasing)",
-            min_slope > 0,
-        ),
-        Check(
-            "held-out rms error of the binned n_h/<n_h>, in units of the mean halo density",
-            rms,
-            f"< {tolerance}",
-            rms < tolerance,
-        ),
-        Check("linear bias b of the haloes (least squares)", b1, "> 1", b1 > 1),
-    ]
-    return checks, {"min_slope": min_slope, "held_out_rms": rms}
-
-
 def _validate(config: dict[str, Any]) -> None:
     """Raise ``ValueError`` naming the first setting of the analysis out of its range (the
     simulation and halo-finder settings are checked by ``simulate`` and the halo finder)."""
@@ -286,32 +261,60 @@ def _validate(config: dict[str, Any]) -> None:
             raise ValueError(f"{key}={config[key]!r} is invalid: must be {allowed}")
 
 
-def run(config: dict[str, Any], out_dir: Path):
-    """Run the experiment (see the module docstring); returns an ``ExperimentResult``."""
-    import sympy as sp
-
-    from cosmolaw.io import write_groups
-    from experiments.core.law_search import search_with_config, train_test_bins, univariate
-    from experiments.core.laws import Literature
-    from experiments.core.registry import ExperimentResult
+def run(config: dict[str, Any], out_dir: Path) -> ExperimentResult:
+    """Run the experiment: the numbered steps of the module docstring. Returns an
+    ``ExperimentResult``."""
+    from experiments.core.law_search import search_with_config, train_test_bins
+    from experiments.core.stages import simulations_by_seed
 
     _validate(config)
-    seeds = [*config["train_seeds"], *config["test_seeds"]]
-    sims = {s: simulate_fields(config, s) for s in seeds}
-    groups = {f"seed_{s}": fields for s, fields in sims.items()}
-    write_groups(out_dir / "haloes.h5", {"experiment": NAME, **config}, groups)
-    # noise: the accuracy asked of a law, the rms error of the binned means
-    X, y, noise, X_test, y_test = train_test_bins(sims, config, "rho_bin", 0.0)
+    # 1. Data.
+    sims = simulations_by_seed(simulate_fields, config, out_dir / "haloes.h5", NAME)
+    # 2. Search on the training bins; noise, the accuracy asked of a law, is the rms error
+    # of the binned means.
+    bins = _Bins(*train_test_bins(sims, config, "rho_bin", 0.0))
+    found = search_with_config(bins.X, bins.y, ["rho"], config, target="n_h", noise=bins.noise)
+    # 3. The law against linear bias and Neyrinck et al. (2014).
+    law, compared = _compare(found, bins)
+    # 4. Checks.
+    checks, numbers = _checks(law, compared, bins, float(config["tolerance"]))
+    # 5. Result, with the number of haloes of each simulation.
+    haloes = {s: int(fields["halo_members"].size) for s, fields in sims.items()}
+    return _result(law, checks, {**compared, **numbers}, haloes, config)
 
-    found = search_with_config(X, y, ["rho"], config, target="n_h", noise=noise)
+
+class _Bins(NamedTuple):
+    """Step 2's data: training bins ``X`` ``(n, 1)`` (rho) and ``y`` ``(n,)`` (n_h/<n_h>),
+    ``noise`` (the rms jackknife error of ``y``), and the held-out ``X_test``, ``y_test``."""
+
+    X: np.ndarray
+    y: np.ndarray
+    noise: float
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def grid(self) -> np.ndarray:
+        """400 values of rho over the data range, training and held out, ``(400,)``."""
+        lo = min(self.X.min(), self.X_test.min())
+        return np.linspace(lo, max(self.X.max(), self.X_test.max()), 400)
+
+
+def _compare(found: Search, bins: _Bins) -> tuple[Law, dict[str, Any]]:
+    """Step 3: the report's law, held out, beside linear bias and Neyrinck et al. (2014)
+    fitted by least squares to the same training bins; the numbers of the comparison
+    (description lengths with the same noise, held-out rms errors, the fits) for the summary."""
+    import sympy as sp
+
+    from experiments.core.law_search import univariate
+    from experiments.core.laws import Literature
+
+    X, y, noise, X_test, y_test = bins
     r = sp.Symbol("rho")
     law_fn = univariate(found.expression, "rho")
-
-    # the data range, training and held out
-    grid = np.linspace(min(X.min(), X_test.min()), max(X.max(), X_test.max()), 400)
     b1 = fit_linear_bias(X[:, 0], y)
     p = fit_neyrinck(X[:, 0], y)
-    p_law = fit_neyrinck(grid, law_fn(grid[:, None]))
+    p_law = fit_neyrinck(bins.grid, law_fn(bins.grid[:, None]))
     linear_expr = 1 + sp.Float(b1, 15) * (r - 1)
     amp, alpha, rho_c, eps = (sp.Float(v, 15) for v in p)
     neyrinck_expr = amp * r**alpha * sp.exp(-((r / rho_c) ** (-eps)))
@@ -360,17 +363,77 @@ def run(config: dict[str, Any], out_dir: Path):
         literature=[linear, neyrinck],
         latex_names=LATEX_NAMES,
     )
-    checks, numbers = _checks_and_numbers(
-        law_fn, grid, X_test, y_test, dl, b1, float(config["tolerance"])
-    )
-    n_haloes = {f"haloes_seed_{s}": int(sims[s]["halo_members"].size) for s in seeds}
+    return law, {
+        "law": str(found.expression),
+        "noise": noise,
+        "description_length_law": dl["law"],
+        "description_length_engine": float(found.details["description_length"]),
+        "description_length_linear": dl["linear"],
+        "description_length_neyrinck": dl["neyrinck"],
+        "linear_bias": b1,
+        "neyrinck_A_alpha_rho_c_epsilon": [float(v) for v in p],
+        "neyrinck_fit_to_law_A_alpha_rho_c_epsilon": [float(v) for v in p_law],
+        "held_out_rms_law": rms["law"],
+        "held_out_rms_linear": rms["linear"],
+        "held_out_rms_neyrinck": rms["neyrinck"],
+    }
+
+
+def _checks(
+    law: Law, compared: dict[str, Any], bins: _Bins, tolerance: float
+) -> tuple[list[Check], dict[str, float]]:
+    """Step 4: the law shorter than linear bias, increasing over the data range and accurate
+    held out (rms below ``tolerance``), and the haloes biased (b > 1); with the numbers the
+    checks rest on that step 3 did not give."""
+    from experiments.core.stages import above, below
+
+    grid = bins.grid
+    min_slope = float(np.min(np.diff(law.evaluate(grid[:, None])) / np.diff(grid)))
+    rms = float(np.sqrt(np.mean((law.evaluate(bins.X_test) - bins.y_test) ** 2)))
+    checks = [
+        below(
+            "description length of the law minus that of linear bias (nats)",
+            compared["description_length_law"] - compared["description_length_linear"],
+            0,
+        ),
+        above(
+            f"smallest slope d(n_h/<n_h>)/d rho over rho in [{grid[0]:.2f}, {grid[-1]:.2f}]",
+            min_slope,
+            0,
+            "monotonically increasing",
+        ),
+        below(
+            "held-out rms error of the binned n_h/<n_h>, in units of the mean halo density",
+            rms,
+            tolerance,
+        ),
+        above("linear bias b of the haloes (least squares)", compared["linear_bias"], 1),
+    ]
+    return checks, {"min_slope": min_slope, "held_out_rms": rms}
+
+
+def _result(
+    law: Law,
+    checks: list[Check],
+    summary: dict[str, Any],
+    haloes: dict[int, int],
+    config: dict[str, Any],
+) -> ExperimentResult:
+    """Step 5: the ``ExperimentResult``: the law, checks, where the data came from, seeds
+    (one per simulation and the search's) and the summary with ``haloes``, the number of
+    haloes of each seed's simulation."""
+    from experiments.core.registry import ExperimentResult
+    from experiments.core.stages import seeds_of
+
+    seeds = [*config["train_seeds"], *config["test_seeds"]]
+    n_haloes = {f"haloes_seed_{s}": haloes[s] for s in seeds}
     return ExperimentResult(
         laws=[law],
         checks=checks,
         data={
             "source": "simulator.pipeline.simulate (2LPT + FastPM), Planck 2018",
             "data file": "haloes.h5",
-            "simulations": len(sims),
+            "simulations": len(haloes),
             "training seeds": config["train_seeds"],
             "held-out seeds": config["test_seeds"],
             "particles": f"{config['ptcl_grid']}^3",
@@ -383,21 +446,6 @@ def run(config: dict[str, Any], out_dir: Path):
             "samples": f"{config['n_bins']} quantile bins of rho per simulation, jackknife "
             f"errors from {config['jackknife']}^3 sub-cubes",
         },
-        seeds={f"simulation_{i}": s for i, s in enumerate(seeds)} | {"search": int(config["seed"])},
-        summary={
-            "law": str(found.expression),
-            "noise": noise,
-            "description_length_law": dl["law"],
-            "description_length_engine": float(found.details["description_length"]),
-            "description_length_linear": dl["linear"],
-            "description_length_neyrinck": dl["neyrinck"],
-            "linear_bias": b1,
-            "neyrinck_A_alpha_rho_c_epsilon": [float(v) for v in p],
-            "neyrinck_fit_to_law_A_alpha_rho_c_epsilon": [float(v) for v in p_law],
-            "held_out_rms_law": rms["law"],
-            "held_out_rms_linear": rms["linear"],
-            "held_out_rms_neyrinck": rms["neyrinck"],
-            **numbers,
-            **n_haloes,
-        },
+        seeds={f"simulation_{i}": s for i, s in enumerate(seeds)} | seeds_of(config, search="seed"),
+        summary={**summary, **n_haloes},
     )

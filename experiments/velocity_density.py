@@ -9,9 +9,10 @@ taken spectrally; in linear theory ``-theta / f = delta``.
 
 The run, one stage per step:
 
-1. Data (``_simulate``): one simulation per training and held-out seed, with the conditional
-   mean of ``-theta / f`` in quantile bins of the smoothed density ``rho = 1 + delta`` (in
-   units of the mean) and its standard error; written to ``fields.h5``.
+1. Data: one simulation per training and held-out seed (``simulate_fields``), with the
+   conditional mean of ``-theta / f`` in quantile bins of the smoothed density
+   ``rho = 1 + delta`` (in units of the mean) and its standard error; written to
+   ``fields.h5``.
 2. Search: a law ``-theta / f (rho)`` on the binned means of the training simulations, asked
    for the accuracy of their standard errors (rms over the bins).
 3. Law (``_law``): the law on the held-out simulations, beside linear theory and Bernardeau
@@ -32,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from experiments.core.html_report import Check
     from experiments.core.law_search import Search
     from experiments.core.laws import Law
@@ -209,9 +212,10 @@ def run(config: dict[str, Any], out_dir: Path) -> ExperimentResult:
     """Run the experiment: the numbered steps of the module docstring. Returns an
     ``ExperimentResult``."""
     from experiments.core.law_search import search_with_config, train_test_bins
+    from experiments.core.stages import simulations_by_seed
 
     # 1. Data.
-    sims = _simulate(config, out_dir)
+    sims = simulations_by_seed(simulate_fields, config, out_dir / "fields.h5", NAME)
     # 2. Search on the training bins; noise, the accuracy asked of a law, is the rms error
     # of the binned means.
     X, y, noise, X_test, y_test = train_test_bins(sims, config, "delta_bin", 1.0)
@@ -222,19 +226,6 @@ def run(config: dict[str, Any], out_dir: Path) -> ExperimentResult:
     checks = _checks(numbers)
     # 5. Result.
     return _result(law, checks, numbers, sims, config)
-
-
-def _simulate(config: dict[str, Any], out_dir: Path) -> dict[int, dict[str, np.ndarray]]:
-    """Step 1: ``simulate_fields`` of every training and held-out seed, by seed, written to
-    ``fields.h5`` (one group ``seed_<seed>`` per simulation)."""
-    from experiments.core.stages import write_data_file
-
-    sims = {s: simulate_fields(config, s) for s in [*config["train_seeds"], *config["test_seeds"]]}
-    datasets = {
-        f"seed_{s}/{name}": value for s, fields in sims.items() for name, value in fields.items()
-    }
-    write_data_file(out_dir / "fields.h5", NAME, config, datasets)
-    return sims
 
 
 def _law(found: Search, X_test: np.ndarray, y_test: np.ndarray) -> tuple[Law, dict[str, float]]:
@@ -316,7 +307,7 @@ def _result(
     law: Law,
     checks: list[Check],
     numbers: dict[str, float],
-    sims: dict[int, dict[str, np.ndarray]],
+    sims: dict[int, Mapping[str, Any]],
     config: dict[str, Any],
 ) -> ExperimentResult:
     """Step 5: the ``ExperimentResult``: the law, checks, where the data came from, seeds

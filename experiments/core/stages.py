@@ -13,7 +13,7 @@ lives here:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,3 +95,29 @@ def between(name: str, value: float, low: float, high: float, note: str = "") ->
     """The check ``low <= value <= high``, written ``in [low, high]``."""
     passed = bool(low <= value <= high)
     return Check(name, float(value), _criterion(f"in [{low:g}, {high:g}]", note), passed)
+
+
+def simulations_by_seed(
+    simulate: Callable[[Mapping[str, Any], int], Mapping[str, Any]],
+    config: Mapping[str, Any],
+    path: str | Path,
+    experiment: str,
+) -> dict[int, Mapping[str, Any]]:
+    """One simulation per seed of ``config["train_seeds"]`` then ``config["test_seeds"]``.
+
+    Args:
+        simulate: ``simulate(config, seed)`` -> the simulation's arrays by name.
+        config: the experiment's configuration, with the two seed lists.
+        path: the data file; each simulation is its group ``seed_<seed>``, one dataset per
+            array (written by :func:`write_data_file`, without units).
+        experiment: the experiment's name.
+
+    Returns:
+        The simulations by seed, training seeds first.
+    """
+    sims = {s: simulate(config, s) for s in [*config["train_seeds"], *config["test_seeds"]]}
+    datasets = {
+        f"seed_{s}/{name}": value for s, fields in sims.items() for name, value in fields.items()
+    }
+    write_data_file(path, experiment, config, datasets)
+    return sims
