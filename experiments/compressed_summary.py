@@ -2,32 +2,45 @@
 
 Data: small simulations (2LPT at a = 1 when ``steps = 0``, else 2LPT + FastPM; Planck 2018
 apart from Omega_m and sigma8) reduced to their binned power spectrum P(k) (one shell per
-fundamental frequency up to the mesh Nyquist frequency, ``simulator.measure``). Each set holds
-``n_sims`` simulations at the fiducial (Omega_m, sigma8) with the exact derivatives
-``dP(k) / d(Omega_m, sigma8)`` by forward-mode autodiff through the simulator
-(``discovery.compress.simulate_fisher_set``).
+fundamental frequency up to the mesh Nyquist frequency, ``simulator.measure``).
 
-1. Fisher matrix by autodiff: ``F = J^T C^-1 J`` with ``J`` the mean derivative of the P(k)
-   bins and ``C`` their covariance over the fiducial simulations (Hartlap-debiased).
-2. Compressor: an IMNN (``discovery.compress.train_imnn``) maps the P(k) bins to two summaries,
-   trained on one set with early stopping on a second; its Fisher matrix is measured on a third.
-3. Distillation (``discovery.compress.distill``): each summary as a closed form of a few coarse
-   band powers ``lnP_i`` (``coarse_log_power``), fitted on simulations with (Omega_m, sigma8)
-   drawn uniformly in the fiducial values times ``1 +- spread`` and checked on held-out ones
-   drawn the same way (there the summaries vary with the parameters, not only by noise).
+The run, one stage per step:
 
-The check: the degeneracy direction (eigenvector of the smallest eigenvalue of F, in
-(Omega_m, sigma8)) of the compressed summaries and of the distilled laws against that of the
-autodiff Fisher matrix of P(k).
+1. Data (``_simulate``): three sets of ``n_sims`` simulations at the fiducial
+   (Omega_m, sigma8), each with the exact derivatives ``dP(k) / d(Omega_m, sigma8)`` by
+   forward-mode autodiff through the simulator (``discovery.compress.simulate_fisher_set``):
+   training, validation and held out.
+2. Fisher matrix by autodiff: ``F = J^T C^-1 J`` with ``J`` the mean derivative of the P(k)
+   bins and ``C`` their covariance over the held-out simulations (Hartlap-debiased).
+3. Compressor (``_compress``): an IMNN (``discovery.compress.train_imnn``) maps the P(k)
+   bins to two summaries, trained on the training set with early stopping on the validation
+   set; its Fisher matrix is measured on the held-out set.
+4. Distillation (``_distill``, ``discovery.compress.distill``): each summary as a closed
+   form of a few coarse band powers ``lnP_i`` (``coarse_log_power``), fitted on simulations
+   with (Omega_m, sigma8) drawn uniformly in the fiducial values times ``1 +- spread`` and
+   checked on held-out ones drawn the same way (there the summaries vary with the
+   parameters, not only by noise); the Fisher matrix of the laws' summaries on the held-out
+   set.
+5. Checks (``_checks``): the degeneracy direction (eigenvector of the smallest eigenvalue of
+   F, in (Omega_m, sigma8)) of the compressed summaries and of the distilled laws against
+   that of the autodiff Fisher matrix of P(k); the laws against the network held out; the
+   IMNN's det F against that of P(k).
+6. Files and result (``_write_data``, ``_laws``, ``_result``): ``summaries.h5`` and
+   ``compressor.h5``, one law per summary, the checks and the key numbers.
 """
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from experiments.core.html_report import Check
+    from experiments.core.laws import Law
+    from experiments.core.registry import ExperimentResult
 
 NAME = "compressed-summary"
 QUESTION = (
@@ -198,53 +211,149 @@ def _front_points(front):
     )
 
 
-def run(config: dict[str, Any], out_dir: Path):
-    """Run the experiment (see the module docstring); returns an ``ExperimentResult``."""
+def run(config: dict[str, Any], out_dir: Path) -> ExperimentResult:
+    """Run the experiment: the numbered steps of the module docstring. Returns an
+    ``ExperimentResult``."""
+    from discovery.compress import fisher_stats
+    from experiments.core.stages import seeds_of
+
+    seeds = seeds_of(config, simulations="seed", network="seed", search="seed")
+    # 1. Data: three sets of fiducial simulations with their derivatives.
+    sets = _simulate(config, seeds["simulations"])
+    # 2. The Fisher matrix of P(k) by autodiff through the simulator.
+    f_pk = fisher_stats(sets.test.fiducial, sets.test.derivative, hartlap=True).fisher
+    # 3. The IMNN compressor of the P(k) bins.
+    net = _compress(sets, config, seeds["network"])
+    # 4. Distillation on coarse band powers.
+    distilled = _distill(net, sets.test, config, seeds)
+    fishers = _Fishers(np.asarray(f_pk, float), net.fisher, distilled.fisher)
+    # 5. Checks.
+    checks = _checks(fishers, distilled)
+    # 6. Data files and result.
+    _write_data(out_dir, config, sets, fishers, net, distilled)
+    return _result(_laws(distilled, fishers), checks, fishers, net, distilled, config, seeds)
+
+
+class _Sets(NamedTuple):
+    """Step 1's simulations at the fiducial ``theta`` ``(2,)`` (Omega_m, sigma8), each a
+    ``discovery.compress.FisherSet`` (P(k) bins ``(n, bins)`` and their derivatives
+    ``(n, 2, bins)``): the IMNN's training set, its validation set (early stopping) and the
+    held-out set (Fisher matrices, checks)."""
+
+    theta: Any
+    train: Any
+    val: Any
+    test: Any
+
+
+def _simulate(config: dict[str, Any], seed: int) -> _Sets:
+    """Step 1: ``n_sims`` simulations per set, from three keys split off ``seed``."""
     import jax
     import jax.numpy as jnp
 
-    from cosmolaw.io import atomic_h5, set_attrs
-    from discovery.compress import (
-        IMNNConfig,
-        build_network,
-        coarse_log_power,
-        compressor_fisher,
-        distill,
-        fisher_stats,
-        fit_input_scaling,
-        save_network,
-        simulate_fisher_set,
-        summarise,
-        summary_derivatives,
-        train_imnn,
-    )
-    from experiments.core.html_report import Check
-    from experiments.core.law_search import plain
-    from experiments.core.laws import Law, Literature, accuracy
-    from experiments.core.registry import ExperimentResult
+    from discovery.compress import simulate_fisher_set
 
     sim_config(config).validate()
     simulator = power_simulator(config)
     theta = jnp.array([config["omega_m"], config["sigma8"]], jnp.float32)
     n = int(config["n_sims"])
-    keys = jax.random.split(jax.random.key(int(config["seed"])), 3)
-    train, val, test = (simulate_fisher_set(simulator, theta, k, n, n, 50) for k in keys)
+    keys = jax.random.split(jax.random.key(seed), 3)
+    return _Sets(theta, *(simulate_fisher_set(simulator, theta, k, n, n, 50) for k in keys))
 
-    # 1. The Fisher matrix of P(k) by autodiff through the simulator.
-    f_pk = np.asarray(fisher_stats(test.fiducial, test.derivative, hartlap=True).fisher, float)
 
-    # 2. The IMNN compressor of the P(k) bins.
+class _Network(NamedTuple):
+    """Step 3: the trained IMNN ``model`` (built from ``spec``), its training ``history``
+    and the Fisher matrix ``(2, 2)`` of its summaries on the held-out set."""
+
+    model: Any
+    spec: dict[str, Any]
+    history: dict[str, Any]
+    fisher: np.ndarray
+
+
+def _compress(sets: _Sets, config: dict[str, Any], seed: int) -> _Network:
+    """Step 3: an IMNN mapping the P(k) bins to two summaries, trained on the training set
+    with early stopping on the validation set."""
+    from discovery.compress import (
+        IMNNConfig,
+        build_network,
+        compressor_fisher,
+        fit_input_scaling,
+        train_imnn,
+    )
+
     spec = {"kind": "mlp", "n_in": int(config["mesh"]) // 2, "n_out": 2,
             "hidden": list(config["hidden"])}  # fmt: skip
-    model = build_network(spec, seed=int(config["seed"]))
-    fit_input_scaling(model, train.fiducial)
+    model = build_network(spec, seed=seed)
+    fit_input_scaling(model, sets.train.fiducial)
     imnn = IMNNConfig(
         float(config["learning_rate"]), int(config["max_steps"]), int(config["patience"])
     )
-    history = train_imnn(model, train, val, imnn, seed=int(config["seed"]), progress=False)
-    f_net = np.asarray(compressor_fisher(model, test).fisher, float)
+    history = train_imnn(model, sets.train, sets.val, imnn, seed=seed, progress=False)
+    return _Network(
+        model, spec, history, np.asarray(compressor_fisher(model, sets.test).fisher, float)
+    )
 
-    # 3. Distillation on coarse band powers.
+
+class _Distilled(NamedTuple):
+    """Step 4: the distilled laws and the data they were fitted and held out on.
+
+    Attributes:
+        symbolic: the laws (``discovery.compress.SymbolicSummaries``), one per summary.
+        variables: their inputs, the coarse ln band powers ``lnP_i``.
+        k, modes: the P(k) shells, ``(bins,)`` each (h/Mpc, number of modes).
+        theta: (Omega_m, sigma8) of the spread simulations ``(m, 2)``; power: their P(k)
+            bins ``(m, bins)``; x: their coarse ln band powers ``(m, n_bands)``; t: their
+            IMNN summaries ``(m, 2)``. The first half fitted the laws, the second is held out.
+        t_sym: the laws' summaries of the held-out half ``(m - m // 2, 2)``.
+        fisher: the Fisher matrix ``(2, 2)`` of the laws' summaries on the held-out set.
+    """
+
+    symbolic: Any
+    variables: tuple[str, ...]
+    k: np.ndarray
+    modes: np.ndarray
+    theta: np.ndarray
+    power: np.ndarray
+    x: np.ndarray
+    t: np.ndarray
+    t_sym: np.ndarray
+    fisher: np.ndarray
+
+    @property
+    def x_test(self) -> np.ndarray:
+        """Held-out band powers ``(m - m // 2, n_bands)``."""
+        return self.x[len(self.x) // 2 :]
+
+    @property
+    def t_test(self) -> np.ndarray:
+        """Held-out IMNN summaries ``(m - m // 2, 2)``."""
+        return self.t[len(self.t) // 2 :]
+
+    @property
+    def error(self) -> np.ndarray:
+        """Held-out rms of law minus network over the summary's standard deviation, ``(2,)``."""
+        return np.sqrt(np.mean((self.t_sym - self.t_test) ** 2, axis=0)) / np.std(
+            self.t_test, axis=0
+        )
+
+
+def _distill(net: _Network, test: Any, config: dict[str, Any], seeds: dict[str, int]) -> _Distilled:
+    """Step 4: each IMNN summary as a closed form of ``n_bands`` coarse ln band powers,
+    fitted on the first half of ``n_spread`` simulations with (Omega_m, sigma8) spread around
+    the fiducial values (``spread_set``), held out on the second half; the Fisher matrix of
+    the laws' summaries on the held-out fiducial set ``test``."""
+    import jax
+    import jax.numpy as jnp
+
+    from discovery.compress import (
+        coarse_log_power,
+        distill,
+        fisher_stats,
+        summarise,
+        summary_derivatives,
+    )
+
     k_shells, counts = shells(config)
     n_bands = int(config["n_bands"])
     variables = [f"lnP{i}" for i in range(n_bands)]
@@ -252,97 +361,168 @@ def run(config: dict[str, Any], out_dir: Path):
     def coarse(batch):
         return coarse_log_power(batch, counts, n_bands)
 
-    theta_spread, power_spread = spread_set(
-        config, simulator, jax.random.key(int(config["seed"]) + 1)
-    )
-    half = len(theta_spread) // 2
-    x_spread = np.asarray(coarse(power_spread), float)
-    t_spread = np.asarray(summarise(model, power_spread), float)
+    simulator = power_simulator(config)
+    theta, power = spread_set(config, simulator, jax.random.key(seeds["simulations"] + 1))
+    half = len(theta) // 2
+    x = np.asarray(coarse(power), float)
+    t = np.asarray(summarise(net.model, power), float)
     symbolic = distill(
-        x_spread[:half],
-        t_spread[:half],
+        x[:half],
+        t[:half],
         variables,
         operators=config["operators"],
         max_complexity=int(config["max_complexity"]),
         budget_s=float(config["budget_s"]),
         criterion=config["criterion"],
-        seed=int(config["seed"]),
+        seed=seeds["search"],
         backend=config["backend"],
     )
 
     def law_of_data(batch):
         return symbolic(coarse(batch))
 
-    f_sym = np.asarray(
-        fisher_stats(
-            law_of_data(test.fiducial), summary_derivatives(law_of_data, test), hartlap=True
-        ).fisher,
-        float,
+    stats = fisher_stats(
+        law_of_data(test.fiducial), summary_derivatives(law_of_data, test), hartlap=True
     )
-    x_test, t_test = x_spread[half:], t_spread[half:]
-    t_sym = np.asarray(symbolic(jnp.asarray(x_test)), float)
-    distill_err = np.sqrt(np.mean((t_sym - t_test) ** 2, axis=0)) / np.std(t_test, axis=0)
+    t_sym = np.asarray(symbolic(jnp.asarray(x[half:])), float)
+    return _Distilled(
+        symbolic,
+        tuple(variables),
+        k_shells,
+        counts,
+        theta,
+        power,
+        x,
+        t,
+        t_sym,
+        np.asarray(stats.fisher, float),
+    )
 
-    directions = {
-        name: degeneracy_direction(f)
-        for name, f in (("pk", f_pk), ("network", f_net), ("symbolic", f_sym))
-    }
-    angle_net = angle_deg(directions["network"], directions["pk"])
-    angle_sym = angle_deg(directions["symbolic"], directions["pk"])
-    det = {name: float(np.linalg.det(f)) for name, f in (("pk", f_pk), ("network", f_net),
-                                                         ("symbolic", f_sym))}  # fmt: skip
 
-    with atomic_h5(out_dir / "summaries.h5") as h5:
-        set_attrs(h5, {"experiment": NAME, **config})
-        entries = {
-            "test/power": (test.fiducial, "(Mpc/h)^3", "P(k) bins of the held-out simulations"),
-            "test/power_derivative": (test.derivative, "(Mpc/h)^3",
-                                      "dP(k)/d(Omega_m, sigma8) by autodiff, (n, 2, bins)"),
-            "spread/theta": (theta_spread, "1", "(Omega_m, sigma8) of each simulation"),
-            "spread/power": (power_spread, "(Mpc/h)^3", "P(k) bins (first half: distillation "
-                             "training set, second half: held out)"),
-            "spread/band_log_power": (x_spread, "ln (Mpc/h)^3", "coarse ln band powers lnP_i"),
-            "spread/summaries": (t_spread, "1", "IMNN summaries"),
-            "spread/symbolic_summaries": (t_sym, "1", "distilled laws' summaries, held out"),
-            "k": (k_shells, "h/Mpc", "mode-weighted mean |k| per shell"),
-            "modes": (counts, "1", "modes per shell"),
-            "fisher/pk": (f_pk, "1", "Fisher matrix of P(k) by autodiff (Omega_m, sigma8)"),
-            "fisher/network": (f_net, "1", "Fisher matrix of the IMNN summaries"),
-            "fisher/symbolic": (f_sym, "1", "Fisher matrix of the distilled summaries"),
-        }  # fmt: skip
-        for name, (data, units, description) in entries.items():
-            ds = h5.create_dataset(name, data=np.asarray(data))
-            ds.attrs["units"] = units
-            ds.attrs["description"] = description
-        for name, data in history.items():
-            h5.create_dataset(f"history/{name}", data=np.asarray(data))
-    save_network(out_dir / "compressor.h5", model, spec, attrs={"theta_fid": np.asarray(theta)})
+class _Fishers(NamedTuple):
+    """The Fisher matrices ``(2, 2)`` in (Omega_m, sigma8) on the held-out set: of P(k) by
+    autodiff (step 2), of the IMNN summaries (step 3) and of the distilled laws' (step 4)."""
 
+    pk: np.ndarray
+    network: np.ndarray
+    symbolic: np.ndarray
+
+    def direction(self, name: str) -> np.ndarray:
+        """The degeneracy direction ``(2,)`` of the matrix ``name`` (a field name)."""
+        return degeneracy_direction(getattr(self, name))
+
+    def angle(self, name: str) -> float:
+        """Angle in degrees between the degeneracy directions of ``name`` and of P(k)."""
+        return angle_deg(self.direction(name), self.direction("pk"))
+
+    def det_ratio(self, name: str) -> float:
+        """``det F(name) / det F(P(k))``."""
+        return float(np.linalg.det(getattr(self, name))) / float(np.linalg.det(self.pk))
+
+
+def _checks(fishers: _Fishers, distilled: _Distilled) -> list[Check]:
+    """Step 5: the degeneracy directions of the IMNN's and of the laws' summaries against
+    that of P(k), the laws against the network held out, and the IMNN's information."""
+    from experiments.core.stages import below, between
+
+    return [
+        below(
+            "angle between the IMNN's and the P(k) Fisher degeneracy directions [deg]",
+            fishers.angle("network"),
+            ANGLE_TOL_DEG,
+        ),
+        below(
+            "angle between the distilled laws' and the P(k) Fisher degeneracy directions [deg]",
+            fishers.angle("symbolic"),
+            ANGLE_TOL_DEG,
+        ),
+        below(
+            "distilled law vs network, held out: max rms / std of the summaries",
+            float(np.max(distilled.error)),
+            DISTILL_TOL,
+        ),
+        between(
+            "det F(IMNN) / det F(P(k) by autodiff), held out",
+            fishers.det_ratio("network"),
+            0.5,
+            1.2,
+            "a compression of P(k) cannot hold more, up to estimation noise",
+        ),
+    ]
+
+
+def _write_data(
+    out_dir: Path,
+    config: dict[str, Any],
+    sets: _Sets,
+    fishers: _Fishers,
+    net: _Network,
+    distilled: _Distilled,
+) -> None:
+    """Step 6: ``summaries.h5`` (the held-out set, the spread simulations, their summaries
+    and laws' summaries, the shells, the Fisher matrices, the IMNN's training history) and
+    the network as ``compressor.h5``."""
+    from discovery.compress import save_network
+    from experiments.core.stages import Dataset, write_data_file
+
+    test, d = sets.test, distilled
+    datasets = {
+        "test/power": Dataset(test.fiducial, "(Mpc/h)^3", "P(k) bins of the held-out simulations"),
+        "test/power_derivative": Dataset(test.derivative, "(Mpc/h)^3",
+                                         "dP(k)/d(Omega_m, sigma8) by autodiff, (n, 2, bins)"),
+        "spread/theta": Dataset(d.theta, "1", "(Omega_m, sigma8) of each simulation"),
+        "spread/power": Dataset(d.power, "(Mpc/h)^3", "P(k) bins (first half: distillation "
+                                "training set, second half: held out)"),
+        "spread/band_log_power": Dataset(d.x, "ln (Mpc/h)^3", "coarse ln band powers lnP_i"),
+        "spread/summaries": Dataset(d.t, "1", "IMNN summaries"),
+        "spread/symbolic_summaries": Dataset(d.t_sym, "1", "distilled laws' summaries, held out"),
+        "k": Dataset(d.k, "h/Mpc", "mode-weighted mean |k| per shell"),
+        "modes": Dataset(d.modes, "1", "modes per shell"),
+        "fisher/pk": Dataset(fishers.pk, "1",
+                             "Fisher matrix of P(k) by autodiff (Omega_m, sigma8)"),
+        "fisher/network": Dataset(fishers.network, "1", "Fisher matrix of the IMNN summaries"),
+        "fisher/symbolic": Dataset(fishers.symbolic, "1",
+                                   "Fisher matrix of the distilled summaries"),
+        **{f"history/{name}": data for name, data in net.history.items()},
+    }  # fmt: skip
+    write_data_file(out_dir / "summaries.h5", NAME, config, datasets)
+    save_network(
+        out_dir / "compressor.h5", net.model, net.spec, attrs={"theta_fid": np.asarray(sets.theta)}
+    )
+
+
+def _laws(distilled: _Distilled, fishers: _Fishers) -> list[Law]:
+    """Step 6: the report's law of each summary, held out, with the P(k) Fisher matrix as
+    its literature entry (numbers on the first: degeneracy angles and determinants)."""
+    from experiments.core.law_search import plain
+    from experiments.core.laws import Law, Literature
+
+    variables = distilled.variables
+    omega_m_axis = np.array([1.0, 0.0])
+    fisher_numbers = [
+        ("degeneracy angle from the Omega_m axis [deg]",
+         angle_deg(fishers.direction("symbolic"), omega_m_axis),
+         angle_deg(fishers.direction("pk"), omega_m_axis)),
+        ("det F (distilled summaries vs P(k) by autodiff)",
+         float(np.linalg.det(fishers.symbolic)), float(np.linalg.det(fishers.pk))),
+    ]  # fmt: skip
     laws = []
-    for j, (front, cand) in enumerate(zip(symbolic.fronts, symbolic.laws, strict=True)):
-        points = _front_points(front)
-        expr = plain(cand.expression, variables)
-        chosen = next((i for i, c in enumerate(front.candidates) if c is cand), None)
-        fisher_numbers = [
-            ("degeneracy angle from the Omega_m axis [deg]",
-             angle_deg(directions["symbolic"], np.array([1.0, 0.0])),
-             angle_deg(directions["pk"], np.array([1.0, 0.0]))),
-            ("det F (distilled summaries vs P(k) by autodiff)", det["symbolic"], det["pk"]),
-        ]  # fmt: skip
+    fronts = zip(distilled.symbolic.fronts, distilled.symbolic.laws, strict=True)
+    for j, (front, cand) in enumerate(fronts):
         laws.append(
             Law(
                 title=f"IMNN summary t{j} as a law of coarse ln band powers",
                 target=f"t{j}",
-                variables=tuple(variables),
-                expression=expr,
-                X_test=x_test,
-                y_test=t_test[:, j],
+                variables=variables,
+                expression=plain(cand.expression, variables),
+                X_test=distilled.x_test,
+                y_test=distilled.t_test[:, j],
                 predict=_predictor(cand, front.variables),
                 constants={
                     f"c{i}": (float(v), float(s)) for i, (v, s) in enumerate(cand.constants)
                 },
-                front=points,
-                chosen=chosen,
+                front=_front_points(front),
+                chosen=next((i for i, c in enumerate(front.candidates) if c is cand), None),
                 literature=[
                     Literature(
                         "Fisher matrix of P(k) by autodiff through the simulator",
@@ -359,32 +539,24 @@ def run(config: dict[str, Any], out_dir: Path):
                 },  # fmt: skip
             )
         )
-    checks = [
-        Check(
-            "angle between the IMNN's and the P(k) Fisher degeneracy directions [deg]",
-            angle_net,
-            f"< {ANGLE_TOL_DEG}",
-            angle_net < ANGLE_TOL_DEG,
-        ),
-        Check(
-            "angle between the distilled laws' and the P(k) Fisher degeneracy directions [deg]",
-            angle_sym,
-            f"< {ANGLE_TOL_DEG}",
-            angle_sym < ANGLE_TOL_DEG,
-        ),
-        Check(
-            "distilled law vs network, held out: max rms / std of the summaries",
-            float(np.max(distill_err)),
-            f"< {DISTILL_TOL}",
-            float(np.max(distill_err)) < DISTILL_TOL,
-        ),
-        Check(
-            "det F(IMNN) / det F(P(k) by autodiff), held out",
-            det["network"] / det["pk"],
-            "in [0.5, 1.2] (a compression of P(k) cannot hold more, up to estimation noise)",
-            0.5 <= det["network"] / det["pk"] <= 1.2,
-        ),
-    ]
+    return laws
+
+
+def _result(
+    laws: list[Law],
+    checks: list[Check],
+    fishers: _Fishers,
+    net: _Network,
+    distilled: _Distilled,
+    config: dict[str, Any],
+    seeds: dict[str, int],
+) -> ExperimentResult:
+    """Step 6: the ``ExperimentResult``: the laws, checks, where the data came from, seeds
+    and the key numbers (Fisher matrices, directions, angles, determinant ratios)."""
+    from experiments.core.laws import accuracy
+    from experiments.core.registry import ExperimentResult
+
+    t_test, t_sym = distilled.t_test, distilled.t_sym
     return ExperimentResult(
         laws=laws,
         checks=checks,
@@ -393,33 +565,30 @@ def run(config: dict[str, Any], out_dir: Path):
             if int(config["steps"]) == 0
             else f"simulator.pipeline.forward (2LPT + {config['steps']} FastPM steps)",
             "data file": "summaries.h5 (and compressor.h5)",
-            "simulations": f"3 sets x {n} at (Omega_m, sigma8) = ({config['omega_m']}, "
-            f"{config['sigma8']}), each with exact derivatives (jax.jacfwd)",
+            "simulations": f"3 sets x {int(config['n_sims'])} at (Omega_m, sigma8) = "
+            f"({config['omega_m']}, {config['sigma8']}), each with exact derivatives (jax.jacfwd)",
             "sets": "training (IMNN), validation (early stopping), held out (Fisher, checks)",
             "mesh": f"{config['mesh']}^3 cells and particles, box {config['box']} Mpc/h",
-            "summary": f"P(k) in {int(config['mesh']) // 2} shells; {n_bands} coarse bands",
+            "summary": f"P(k) in {int(config['mesh']) // 2} shells; "
+            f"{len(distilled.variables)} coarse bands",
             "held-out accuracy of the laws": ", ".join(
                 f"t{j}: {accuracy(t_test[:, j], t_sym[:, j])['rmse']:.3g} rms" for j in range(2)
             ),
         },
-        seeds={
-            "simulations": int(config["seed"]),
-            "network": int(config["seed"]),
-            "search": int(config["seed"]),
-        },  # fmt: skip
+        seeds=seeds,
         summary={
-            "laws": symbolic.expressions(),
-            "fisher_pk": f_pk.tolist(),
-            "fisher_network": f_net.tolist(),
-            "fisher_symbolic": f_sym.tolist(),
-            "direction_pk": directions["pk"].tolist(),
-            "direction_network": directions["network"].tolist(),
-            "direction_symbolic": directions["symbolic"].tolist(),
-            "angle_network_deg": angle_net,
-            "angle_symbolic_deg": angle_sym,
-            "distill_rms_over_std": distill_err.tolist(),
-            "det_ratio_network": det["network"] / det["pk"],
-            "det_ratio_symbolic": det["symbolic"] / det["pk"],
-            "imnn_best_step": int(history["best_step"]),
+            "laws": distilled.symbolic.expressions(),
+            "fisher_pk": fishers.pk.tolist(),
+            "fisher_network": fishers.network.tolist(),
+            "fisher_symbolic": fishers.symbolic.tolist(),
+            "direction_pk": fishers.direction("pk").tolist(),
+            "direction_network": fishers.direction("network").tolist(),
+            "direction_symbolic": fishers.direction("symbolic").tolist(),
+            "angle_network_deg": fishers.angle("network"),
+            "angle_symbolic_deg": fishers.angle("symbolic"),
+            "distill_rms_over_std": distilled.error.tolist(),
+            "det_ratio_network": fishers.det_ratio("network"),
+            "det_ratio_symbolic": fishers.det_ratio("symbolic"),
+            "imnn_best_step": int(net.history["best_step"]),
         },
     )
