@@ -2,19 +2,32 @@
 
 Data: equations of the AI Feynman dev set (``benchmarks/data/feynman_dev.csv``), each
 sampled uniformly in its variable ranges (:mod:`discovery.feynman`), with noise 0 and
-Gaussian noise of 1% of ``rms(y)``. Every (problem, noise level) is searched with
-``discovery.discover``; the chosen law is judged by SRBench's exact symbolic recovery
-(law minus truth, or law over truth, is a constant), by whether it is sympy-identical
-to the truth with exact constants ("clean"), and by R^2 on noiseless held-out rows.
-Each law is reported against its Feynman Lectures formula as the literature law.
+Gaussian noise of 1% of ``rms(y)``.
+
+The run, one stage per step:
+
+1. Plan (``_plan``): the chosen problems, the noise levels and each problem's data seed.
+2. Search (``_solve``): every (problem, noise level) with ``discovery.discover``; the chosen
+   law is judged by SRBench's exact symbolic recovery (law minus truth, or law over truth,
+   is a constant), by whether it is sympy-identical to the truth with exact constants
+   ("clean"), and by R^2 on noiseless held-out rows.
+3. Data file (``_write_data``): ``feynman.h5``, the rows and verdicts of every search.
+4. Checks (``_checks``): each problem recovered at each noise level, and the recovered
+   fraction per noise level against the issue's target.
+5. Result (``_result``): each law reported against its Feynman Lectures formula as the
+   literature law, the checks, where the data came from, seeds and the counts.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from experiments.core.html_report import Check
+    from experiments.core.registry import ExperimentResult
 
 NAME = "feynman"
 QUESTION = (
@@ -93,14 +106,38 @@ def _law(outcome, names: tuple[str, ...]):
     )
 
 
-def run(config: dict[str, Any], out_dir: Path):
-    """Run the experiment (see the module docstring); returns an ``ExperimentResult``."""
-    from tqdm.auto import tqdm
+def run(config: dict[str, Any], out_dir: Path) -> ExperimentResult:
+    """Run the experiment: the numbered steps of the module docstring. Returns an
+    ``ExperimentResult``."""
+    from experiments.core.stages import seeds_of
 
-    from cosmolaw.io import atomic_h5, set_attrs
+    seeds = seeds_of(config, search="seed")
+    # 1. Problems, noise levels and data seeds.
+    plan = _plan(config, seeds["search"])
+    # 2. Search every problem at every noise level.
+    outcomes = _solve(plan, config, seeds["search"])
+    # 3. Data file.
+    _write_data(out_dir / "feynman.h5", outcomes, config)
+    # 4. Checks.
+    checks, summary = _checks(outcomes, plan.noise_levels)
+    # 5. Result.
+    return _result(outcomes, checks, summary, plan, config, seeds)
+
+
+class _Plan(NamedTuple):
+    """Step 1: the chosen problems (``discovery.feynman`` problems), the noise levels in
+    units of rms(y), and each problem's data seed by name."""
+
+    problems: list[Any]
+    noise_levels: list[float]
+    data_seeds: dict[str, int]
+
+
+def _plan(config: dict[str, Any], seed: int) -> _Plan:
+    """Step 1: the problems of ``config["problems"]`` from the CSV; each samples its data
+    with ``seed`` plus its row in the whole CSV, so that a problem's data do not depend on
+    which others run. Raises ``ValueError`` for an empty or negative noise level list."""
     from discovery import feynman
-    from experiments.core.html_report import Check
-    from experiments.core.registry import ExperimentResult
 
     noise_levels = [float(v) for v in config["noise_levels"]]
     if not noise_levels or any(v < 0 for v in noise_levels):
@@ -108,40 +145,64 @@ def run(config: dict[str, Any], out_dir: Path):
     everything = feynman.load(_csv_path(config))
     index = {p.name: k for k, p in enumerate(everything)}
     problems = feynman.select(everything, config["problems"])
-    seed = int(config["seed"])
-    outcomes = []
-    jobs = [(p, noise) for p in problems for noise in noise_levels]
-    for problem, noise in tqdm(jobs, desc="feynman", unit="problem"):
-        outcomes.append(
-            feynman.solve(
-                problem,
-                rows=int(config["rows"]),
-                noise=noise,
-                budget_s=float(config["budget_s"]),
-                backend=config["backend"],
-                criterion=config["criterion"],
-                seed=seed,
-                data_seed=seed + index[problem.name],
-            )
+    return _Plan(problems, noise_levels, {p.name: seed + index[p.name] for p in problems})
+
+
+def _solve(plan: _Plan, config: dict[str, Any], seed: int) -> list[Any]:
+    """Step 2: ``discovery.feynman.solve`` of every (problem, noise level), problem by problem;
+    one outcome each, in that order."""
+    from tqdm.auto import tqdm
+
+    from discovery import feynman
+
+    jobs = [(p, noise) for p in plan.problems for noise in plan.noise_levels]
+    return [
+        feynman.solve(
+            problem,
+            rows=int(config["rows"]),
+            noise=noise,
+            budget_s=float(config["budget_s"]),
+            backend=config["backend"],
+            criterion=config["criterion"],
+            seed=seed,
+            data_seed=plan.data_seeds[problem.name],
         )
-    with atomic_h5(out_dir / "feynman.h5") as h5:
-        set_attrs(h5, {"experiment": NAME, **{k: str(v) for k, v in config.items()}})
-        for out in outcomes:
-            g = h5.create_group(f"{out.problem.name}/noise_{out.noise:g}")
-            for key in ("X_train", "y_train", "X_test", "y_test"):
-                g.create_dataset(key, data=getattr(out, key))
-            set_attrs(
-                g,
-                {
-                    "truth": str(out.problem.truth),
-                    "law": str(out.law.expression),
-                    "variables": ",".join(out.problem.names),
-                    "recovered": int(out.recovered),
-                    "clean": int(out.clean),
-                    "r2": out.r2,
-                },
-            )
-    laws = [_law(out, out.problem.names) for out in outcomes]
+        for problem, noise in tqdm(jobs, desc="feynman", unit="problem")
+    ]
+
+
+def _write_data(path: Path, outcomes: list[Any], config: dict[str, Any]) -> None:
+    """Step 3: ``feynman.h5``, one group ``<problem>/noise_<level>`` per outcome with its
+    training and held-out rows and, as attributes, the truth, the law and the verdicts; the
+    configuration as text attributes."""
+    from experiments.core.stages import write_data_file
+
+    groups = {f"{out.problem.name}/noise_{out.noise:g}": out for out in outcomes}
+    datasets = {
+        f"{group}/{key}": getattr(out, key)
+        for group, out in groups.items()
+        for key in ("X_train", "y_train", "X_test", "y_test")
+    }
+    verdicts = {
+        group: {
+            "truth": str(out.problem.truth),
+            "law": str(out.law.expression),
+            "variables": ",".join(out.problem.names),
+            "recovered": int(out.recovered),
+            "clean": int(out.clean),
+            "r2": out.r2,
+        }
+        for group, out in groups.items()
+    }
+    text_config = {k: str(v) for k, v in config.items()}
+    write_data_file(path, NAME, text_config, datasets, group_attrs=verdicts)
+
+
+def _checks(outcomes: list[Any], noise_levels: list[float]) -> tuple[list[Check], dict[str, Any]]:
+    """Step 4: each (problem, noise level) recovered, and the recovered fraction at each
+    noise level against the issue's target; with the counts per noise level (the summary)."""
+    from experiments.core.html_report import Check
+
     checks = [
         Check(
             f"{out.problem.name} recovered at noise {out.noise:g}",
@@ -171,18 +232,33 @@ def run(config: dict[str, Any], out_dir: Path):
                     rec / n >= target,
                 )
             )
+    return checks, summary
+
+
+def _result(
+    outcomes: list[Any],
+    checks: list[Check],
+    summary: dict[str, Any],
+    plan: _Plan,
+    config: dict[str, Any],
+    seeds: dict[str, int],
+) -> ExperimentResult:
+    """Step 5: the ``ExperimentResult``: one law per outcome, the checks, where the data came
+    from, seeds (the search's and each problem's data seed) and the summary."""
+    from experiments.core.registry import ExperimentResult
+
     return ExperimentResult(
-        laws=laws,
+        laws=[_law(out, out.problem.names) for out in outcomes],
         checks=checks,
         data={
             "source": f"AI Feynman dev set ({_csv_path(config).name}), sampled uniformly",
             "data file": "feynman.h5",
-            "problems": ", ".join(p.name for p in problems),
-            "noise levels (units of rms(y))": ", ".join(f"{v:g}" for v in noise_levels),
+            "problems": ", ".join(p.name for p in plan.problems),
+            "noise levels (units of rms(y))": ", ".join(f"{v:g}" for v in plan.noise_levels),
             "samples": f"{config['rows']} training rows, 1000 noiseless held-out rows",
             "search": f"discovery.discover, backend {config['backend']}, "
             f"{config['budget_s']} s per problem, criterion {config['criterion']}",
         },
-        seeds={"search": seed} | {f"data_{p.name}": seed + index[p.name] for p in problems},
+        seeds=seeds | {f"data_{name}": s for name, s in plan.data_seeds.items()},
         summary=summary,
     )

@@ -58,6 +58,8 @@ def write_data_file(
     config: Mapping[str, Any],
     datasets: Mapping[str, Any],
     attrs: Mapping[str, Any] | None = None,
+    *,
+    group_attrs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write an experiment's HDF5 data file atomically.
 
@@ -68,6 +70,8 @@ def write_data_file(
         datasets: ``{"group/name": array or Dataset}``; a :class:`Dataset` also stores its
             ``units`` and ``description`` as attributes of the HDF5 dataset.
         attrs: further file attributes (a list of strings, for example).
+        group_attrs: attributes of groups, ``{"group": {name: value}}`` (nested keys as
+            ``a/b``); a group not made by ``datasets`` is created.
 
     Returns:
         ``path``.
@@ -82,6 +86,8 @@ def write_data_file(
             if isinstance(entry, Dataset):
                 ds.attrs["units"] = described.units
                 ds.attrs["description"] = described.description
+        for group, values in (group_attrs or {}).items():
+            set_attrs(h5.require_group(group), values)
     return Path(path)
 
 
