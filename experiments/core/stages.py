@@ -4,10 +4,12 @@ An experiment's ``run(config, out_dir)`` reads as its module docstring's numbere
 one named stage per step (data, search, checks, report); the plumbing those stages share
 lives here:
 
-- :func:`below`, :func:`above`, :func:`within`: one scientific check each, with the
-  criterion written out the way the report and ``discoveries.json`` show it;
+- :func:`below`, :func:`above`, :func:`within`, :func:`between`: one scientific check
+  each, with the criterion written out the way the report and ``discoveries.json`` show it;
 - :class:`Dataset` and :func:`write_data_file`: the experiment's HDF5 file, written
   atomically, the configuration as file attributes and units and descriptions on datasets;
+  :func:`simulations_by_seed`: the training and held-out simulations of an experiment,
+  one group per seed of that file;
 - :func:`seeds_of`: the seeds of a run by role, read from its configuration.
 """
 
