@@ -89,19 +89,55 @@ def force_mesh(
     return jnp.stack(comps, axis=-1).astype(delta.dtype)
 
 
+#: Meshes with more cells than this keep the density's Fourier modes (one complex
+#: half-mesh) instead of the ``(n, n, n, 3)`` force mesh between a force and its VJP, and
+#: build the three force components one at a time (:func:`_lean_acceleration`), for three
+#: more inverse FFTs per backward step: the gradient of 512^3 particles on a 1024^3 mesh
+#: then needs 98 GB instead of 110 GB (XLA's memory analysis,
+#: ``benchmarks/fieldlevel_scale.py``). Smaller meshes keep the force mesh: faster, and
+#: bit-identical to earlier versions (the lean path agrees to float round-off, 2e-6).
+FORCE_MESH_MAX_CELLS = 512**3
+
+
+def keeps_force_mesh(conf: SimConfig) -> bool:
+    """Whether the force evaluation keeps the ``(n, n, n, 3)`` force mesh for its VJP."""
+    return conf.mesh**3 <= FORCE_MESH_MAX_CELLS
+
+
+def _component(delta_k: Array, kern: Array) -> Array:
+    """One force component ``irfftn(i K_j / k^2 delta_k)`` on the mesh ``(n, n, n)``."""
+    return fft.irfftn(1j * kern * delta_k).astype(kern.dtype)
+
+
+def _lean_acceleration(pos: Array, delta_k: Array, conf: SimConfig) -> Array:
+    """Acceleration ``(N, 3)`` read out one force component at a time (one mesh alive)."""
+    custom = conf.gradient == "adjoint"
+    comps = [
+        cic.readout(_component(delta_k, kern), pos, conf.chunk_size, custom)
+        for kern in _force_kernels(conf)
+    ]
+    return jnp.stack(comps, axis=-1)
+
+
 def acceleration_and_mesh(disp: Array, conf: SimConfig) -> tuple[Array, Array]:
-    """PM acceleration on the particles and the force mesh it was read from.
+    """PM acceleration on the particles and what its VJP needs of the force evaluation.
 
     Args:
         disp: displacements in Mpc/h, shape ``(N, 3)``.
 
     Returns:
-        ``(acc, mesh)``: acceleration ``(N, 3)`` in Mpc/h and force mesh ``(n, n, n, 3)``.
+        ``(acc, mesh)``: acceleration ``(N, 3)`` in Mpc/h and the force mesh
+        ``(n, n, n, 3)``, or for meshes above ``FORCE_MESH_MAX_CELLS`` the density's
+        Fourier modes ``(n, n, n // 2 + 1)`` (see :func:`keeps_force_mesh`).
     """
     custom = conf.gradient == "adjoint"
     pos = mesh_positions(disp, conf)
     counts = cic.paint(pos, conf.mesh, None, conf.chunk_size, custom_vjp=custom)
-    mesh = force_mesh(counts * (conf.mesh**3 / conf.num_particles) - 1.0, conf)
+    delta = counts * (conf.mesh**3 / conf.num_particles) - 1.0
+    if not keeps_force_mesh(conf):
+        delta_k = fft.rfftn(delta)
+        return _lean_acceleration(pos, delta_k, conf), delta_k
+    mesh = force_mesh(delta, conf)
     return cic.readout(mesh, pos, conf.chunk_size, custom_vjp=custom), mesh
 
 
@@ -118,7 +154,8 @@ def acceleration_vjp(disp: Array, mesh: Array, acc_ct: Array, conf: SimConfig) -
 
     Args:
         disp: displacements ``(N, 3)`` in Mpc/h at which the force was evaluated.
-        mesh: force mesh ``(n, n, n, 3)`` returned by ``acceleration_and_mesh``.
+        mesh: what ``acceleration_and_mesh`` returned beside the acceleration (the force
+            mesh, or the density's modes on meshes above ``FORCE_MESH_MAX_CELLS``).
         acc_ct: cotangent of the acceleration, ``(N, 3)``.
 
     Returns:
@@ -126,6 +163,8 @@ def acceleration_vjp(disp: Array, mesh: Array, acc_ct: Array, conf: SimConfig) -
     """
     n, chunk = conf.mesh, conf.chunk_size
     pos = mesh_positions(disp, conf)
+    if not keeps_force_mesh(conf):
+        return _lean_acceleration_vjp(pos, mesh, acc_ct, conf) * (n / conf.box)
     direct = cic.readout_position_vjp(mesh, pos, acc_ct, chunk)
     mesh_ct = cic.paint(pos, n, acc_ct, chunk)
     (delta_ct,) = jax.linear_transpose(
@@ -133,3 +172,24 @@ def acceleration_vjp(disp: Array, mesh: Array, acc_ct: Array, conf: SimConfig) -
     )(mesh_ct)
     via_density = cic.paint_position_vjp(delta_ct * (n**3 / conf.num_particles), pos, chunk)
     return (direct + via_density) * (n / conf.box)
+
+
+def _lean_acceleration_vjp(pos: Array, delta_k: Array, acc_ct: Array, conf: SimConfig) -> Array:
+    """:func:`acceleration_vjp` from the density's modes ``delta_k``, one force component
+    at a time; returns the position cotangent ``(N, 3)`` in 1 / cell units."""
+    n, chunk = conf.mesh, conf.chunk_size
+    direct, delta_ct_k = jnp.zeros_like(pos), jnp.zeros_like(delta_k)
+    for j, kern in enumerate(_force_kernels(conf)):
+        ct = acc_ct[:, j : j + 1]
+        mesh = _component(delta_k, kern)[..., None]
+        direct = direct + cic.readout_position_vjp(mesh, pos, ct, chunk)
+        (ct_k,) = jax.linear_transpose(
+            lambda z, kern=kern: fft.irfftn(1j * kern * z),
+            jax.ShapeDtypeStruct(delta_k.shape, delta_k.dtype),
+        )(cic.paint(pos, n, ct[:, 0], chunk))
+        delta_ct_k = delta_ct_k + ct_k
+    (delta_ct,) = jax.linear_transpose(fft.rfftn, jax.ShapeDtypeStruct((n, n, n), pos.dtype))(
+        delta_ct_k
+    )
+    via_density = cic.paint_position_vjp(delta_ct * (n**3 / conf.num_particles), pos, chunk)
+    return direct + via_density
