@@ -7,7 +7,9 @@ interrupted run (even after ``kill -9``) and gives the chain an uninterrupted ru
 ``--blocks gibbs`` alternates the ``--sampler`` kernel on the field with a random walk on the
 bias (and cosmology, noise) parameters; the default ``--blocks joint`` moves all at once.
 Bad data (NaN or negative counts, a mask whose shape disagrees with the counts, an empty mask)
-is refused before anything is compiled.
+is refused before anything is compiled. When the chains have not converged (split-Rhat of
+the low-k P(k) and the scalars, effective sample sizes; ``summary.json``'s ``convergence``) a
+warning with what to change is printed to stderr.
 """
 
 from __future__ import annotations
@@ -248,4 +250,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     summary = write_report(path)
     print(digest(summary))
+    verdict = summary["convergence"]
+    if not verdict["converged"]:
+        import sys
+
+        advice = "".join(f"\n  - {item}" for item in verdict["advice"])
+        print(
+            f"cosmolaw infer: WARNING: the chains have not converged (split-Rhat max "
+            f"{verdict['rhat_max']:.3g} of {verdict['rhat_max_of']}, limit "
+            f"{verdict['rhat_limit']}; smallest ESS {verdict['ess_bulk_min']:.0f} bulk, "
+            f"{verdict['ess_tail_min']:.0f} tail, need {verdict['min_ess']}): do not use these "
+            f"draws as posterior samples yet. What to change:{advice}",
+            file=sys.stderr,
+        )
     return 0

@@ -21,8 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cosmolaw.progress import progress_bar
 from cosmolaw.pytree import to_dict
 from inference.chain_file import read_arrays, read_tree, write_chain_file
+from inference.convergence import BURN_FRACTION, assess
 from inference.fields import bin_centres, power_in_shells, shell_index, shell_mean
 from inference.optimize import find_map
 from inference.posterior import FieldPosterior, Params
@@ -415,7 +417,9 @@ def run_chains(
         out_dir: run directory.
         truth: optional true fields ``{"s", "delta_L", "delta"}``, stored for the report.
         posterior_attrs: JSON-able description of the data/model, stored as an attribute.
-        progress: show a tqdm progress bar.
+        progress: show progress (:func:`cosmolaw.progress.progress_bar`: a bar on a
+            terminal, a line per tenth of the steps in a log) with the convergence verdict so
+            far at every checkpoint.
         stop_after: stop (as an interruption would) once this many steps are done; the
             checkpoint is written first.
 
@@ -489,11 +493,12 @@ def _resume(posterior, config, path) -> ChainRun:
 
 
 def _sample(run: ChainRun, chain_keys, path: Path, attrs: dict, target: int, progress: bool):
-    from tqdm.auto import tqdm
-
+    """Advance the chains to ``target`` steps with checkpoints; the progress shows the last
+    chunk's acceptance, step size and energy error, and from the first checkpoint on the
+    convergence verdict so far (worst split-Rhat, rejection rate, converged or not)."""
     config = run.setup.config
     last_saved = run.steps_done
-    bar = tqdm(
+    bar = progress_bar(
         total=config.num_samples,
         initial=run.steps_done,
         desc=f"{config.sampler} ({config.blocks}) x{config.num_chains}",
@@ -503,10 +508,10 @@ def _sample(run: ChainRun, chain_keys, path: Path, attrs: dict, target: int, pro
     grads = int(np.sum(run.arrays.get("info/num_grads", 0))) + int(
         np.sum(run.arrays["warmup/num_grads"])
     )
+    verdict: dict[str, str] = {}
     while run.steps_done < target:
         records = run.advance(chain_keys)
         grads += int(np.sum(records["info/num_grads"]))
-        bar.update(config.thin)
         postfix = {
             "acc": f"{np.mean(records['info/acceptance']):.2f}",
             "eps": f"{np.mean(records['info/step_size']):.3g}",
@@ -514,8 +519,25 @@ def _sample(run: ChainRun, chain_keys, path: Path, attrs: dict, target: int, pro
         }
         if "info/scalar_acceptance" in records:
             postfix["acc_scalars"] = f"{np.mean(records['info/scalar_acceptance']):.2f}"
-        bar.set_postfix(**postfix, grads=grads)
         if run.steps_done - last_saved >= config.checkpoint_every or run.steps_done >= target:
             run.save(path, attrs)
             last_saved = run.steps_done
+            verdict = _verdict_postfix(run, attrs) if progress else {}
+        bar.set_postfix(**postfix, grads=grads, **verdict)
+        bar.update(config.thin)
     bar.close()
+
+
+def _verdict_postfix(run: ChainRun, attrs: dict) -> dict[str, str]:
+    """Worst split-Rhat, rejection rate and convergence so far, for the progress line (empty
+    before there are enough steps)."""
+    steps = run.steps_done
+    burn = int(BURN_FRACTION * steps)
+    if steps - burn < 8:
+        return {}
+    verdict = assess(run.arrays, attrs, burn)
+    return {
+        "rhat": f"{verdict['rhat_max']:.3g}",
+        "rejected": f"{verdict['rejection_rate']:.1%}",
+        "converged": "yes" if verdict["converged"] else "no",
+    }

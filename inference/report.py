@@ -4,7 +4,8 @@ From ``chain.h5``: per-step energy error, acceptance, tree depth and divergences
 bulk and tail ESS and ESS per 1000 gradient evaluations of the scalar parameters and of the
 P(k) amplitudes of delta_L in k bins; posterior mean and standard deviation fields; P(k) of the
 samples against the prior; r(k) of the posterior mean with the truth when it is known; the
-burn-in trace of P(k).
+burn-in trace of P(k); and the convergence verdict with advice
+(:func:`inference.convergence.assess`), shown first by :func:`digest` and in the figure's title.
 """
 
 from __future__ import annotations
@@ -16,11 +17,9 @@ import numpy as np
 
 from cosmolaw.io import atomic_h5, atomic_path, write_json
 from inference.chain_file import read_arrays
+from inference.convergence import BURN_FRACTION, assess, step_info
 from inference.diagnostics import as_jsonable, cross_correlation, efficiency, info_summary
 from inference.fields import shell_index
-
-#: Fraction of the sampling steps discarded as burn-in in the summaries.
-BURN_FRACTION = 0.1
 
 
 def summarize(chain_path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -30,13 +29,14 @@ def summarize(chain_path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndar
     if steps < 8:
         raise ValueError(f"{chain_path} holds {steps} steps: need at least 8 for diagnostics")
     burn = int(BURN_FRACTION * steps)
-    info = {k.split("/", 1)[1]: v[:, burn:] for k, v in arrays.items() if k.startswith("info/")}
+    info = step_info(arrays, burn)
     grads = float(np.sum(info["num_grads"]))
     pk = arrays["samples/pk_linear"][:, burn:]
     summary: dict[str, Any] = {
         "steps": steps,
         "burn_in": burn,
         "chains": int(pk.shape[0]),
+        "convergence": assess(arrays, attrs, burn),
         "warmup_grads": int(np.sum(arrays["warmup/num_grads"])),
         **info_summary(info),
         "k": arrays["k"],
@@ -106,9 +106,10 @@ def write_report(chain_path: str | Path, out_dir: str | Path | None = None) -> d
 
 
 def digest(summary: dict[str, Any]) -> str:
-    """A few lines with the headline diagnostics."""
+    """A few lines with the headline diagnostics: the convergence verdict and its advice first."""
     pk = summary["pk"]
     lines = [
+        *convergence_lines(summary["convergence"]),
         f"chains {summary['chains']}, steps {summary['steps']} (burn-in {summary['burn_in']}), "
         f"gradients {summary.get('total_grads', 0)} + warm-up {summary['warmup_grads']}",
         f"acceptance {summary.get('mean_acceptance', float('nan')):.3f}"
@@ -136,6 +137,29 @@ def digest(summary: dict[str, Any]) -> str:
     if r is not None:
         lines.append("r(k) posterior mean vs truth (s): " + " ".join(f"{v:.2f}" for v in r[:4]))
     return "\n".join(lines)
+
+
+def convergence_lines(verdict: dict[str, Any]) -> list[str]:
+    """The verdict of :func:`inference.convergence.assess` in a few lines: converged or not,
+    the worst split-Rhat, smallest ESS, rejection and energy-error statistics, then advice."""
+    energy = verdict["energy_error"]
+    state = "converged" if verdict["converged"] else "NOT CONVERGED"
+    lines = [
+        f"{state}: split-Rhat max {verdict['rhat_max']:.3g} ({verdict['rhat_max_of']}; limit "
+        f"{verdict['rhat_limit']}), ESS min bulk {verdict['ess_bulk_min']:.0f} tail "
+        f"{verdict['ess_tail_min']:.0f} (need {verdict['min_ess']}), rejected "
+        f"{verdict['rejection_rate']:.2%} ({verdict['rejected_by']}), divergent "
+        f"{verdict['divergent_rate']:.2%}, energy error rms {energy['rms']:.3g} "
+        f"|max| {energy['abs_max']:.3g}"
+        + (
+            f", variance/dim {energy['variance_per_dim']:.3g} (target "
+            f"{energy['target_variance_per_dim']:.3g})"
+            if "variance_per_dim" in energy
+            else ""
+        )
+    ]
+    lines.extend(f"  advice: {item}" for item in verdict["advice"])
+    return lines
 
 
 def plot_summary(summary: dict[str, Any], data: dict[str, np.ndarray], path: str | Path) -> None:
@@ -185,6 +209,13 @@ def plot_summary(summary: dict[str, Any], data: dict[str, np.ndarray], path: str
         im = ax.imshow(data[name][mid], origin="lower")
         fig.colorbar(im, ax=ax)
         ax.set_title(title)
+    verdict = summary["convergence"]
+    fig.suptitle(
+        ("converged" if verdict["converged"] else "NOT CONVERGED")
+        + f": split-Rhat max {verdict['rhat_max']:.3g} ({verdict['rhat_max_of']}), "
+        f"rejected {verdict['rejection_rate']:.1%}",
+        color="k" if verdict["converged"] else "r",
+    )
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=80)

@@ -1,0 +1,141 @@
+"""Honest convergence reporting on a hard posterior, and the ArviZ export of its chain.
+
+The posterior is issue 15's hard one, scaled down: 16^3 white noise, 1LPT to a = 1 in a
+200 Mpc/h box, linear bias b1 = 1.2 (sampled) and Poisson counts of 5 galaxies per cell, where
+``1 + b1 delta <= 0`` in the emptiest cells puts their expected counts at the floor. Two chains
+of a few hundred steps of the default sampler through ``cosmolaw mock`` and ``cosmolaw infer``:
+the run either has split-Rhat < 1.01 on the low-k P(k) or says plainly that it has not
+converged and what to change; whatever it says must agree with the stored draws, recomputed
+here with ArviZ from the exported ``InferenceData``.
+"""
+
+import json
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+
+from cosmolaw.cli import main
+from inference.chain_file import to_inference_data
+from inference.convergence import LOW_K_BINS, RHAT_LIMIT
+
+SAMPLES, WARMUP, CHAINS, THIN = 300, 150, 2, 50
+
+
+@pytest.fixture(scope="module")
+def hard_run(tmp_path_factory):
+    """``(run directory, summary, stderr of cosmolaw infer)``."""
+    root = tmp_path_factory.mktemp("hard")
+    mock = [
+        "mock", "--out", str(root / "mock"), "--model", "lpt1", "--mesh", "16", "--box", "200",
+        "--a-stop", "1", "--bias", "linear", "--bias-param", "b1=1.2", "--nbar", "5",
+        "--seed", "3", "--no-progress",
+    ]  # fmt: skip
+    assert main(mock) == 0
+    infer = [
+        "infer", "--data", str(root / "mock" / "mock.h5"), "--out", str(root / "run"),
+        "--samples", str(SAMPLES), "--warmup", str(WARMUP), "--chains", str(CHAINS),
+        "--thin", str(THIN),
+    ]  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        import io
+        import sys
+
+        err = io.StringIO()
+        mp.setattr(sys, "stderr", err)
+        assert main(infer) == 0
+    summary = json.loads((root / "run" / "summary.json").read_text())
+    return root / "run", summary, err.getvalue()
+
+
+def _arviz():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import arviz
+
+    return arviz
+
+
+def test_verdict_is_converged_or_says_what_to_change(hard_run):
+    """Split-Rhat < 1.01 on the low-k P(k) and a converged verdict, or converged = false with
+    advice, a warning on stderr that repeats it, and the verdict in the report's digest."""
+    _, summary, err = hard_run
+    verdict = summary["convergence"]
+    if verdict["converged"]:
+        assert max(verdict["rhat_pk_low_k"]) < RHAT_LIMIT
+        assert min(verdict["ess_bulk_min"], verdict["ess_tail_min"]) >= verdict["min_ess"]
+    else:
+        assert verdict["advice"] and "WARNING" in err and "not converged" in err
+        for item in verdict["advice"]:
+            assert item in err
+        assert any("--samples" in item or "--bias-prior" in item for item in verdict["advice"])
+
+
+def test_verdict_agrees_with_the_stored_draws(hard_run):
+    """Rhat, ESS, rejection and energy-error statistics of summary.json recomputed from
+    chain.h5 with ArviZ and NumPy (after the report's burn-in)."""
+    az = _arviz()
+    run, summary, _ = hard_run
+    verdict, burn = summary["convergence"], summary["burn_in"]
+    idata = to_inference_data(run / "chain.h5").sel(draw=slice(burn, None))
+    post = idata.posterior
+    low_k = post["pk_linear"].isel(k=slice(0, LOW_K_BINS))
+    rhat_pk = az.rhat(low_k)["pk_linear"].values
+    np.testing.assert_allclose(verdict["rhat_pk_low_k"], rhat_pk, rtol=1e-6)
+    rhat_b1 = float(az.rhat(post["b1"])["b1"])
+    assert verdict["rhat_scalars"]["bias/b1"] == pytest.approx(rhat_b1, rel=1e-6)
+    assert verdict["rhat_max"] == pytest.approx(max(rhat_pk.max(), rhat_b1), rel=1e-6)
+    assert verdict["converged"] == bool(
+        verdict["rhat_max"] < RHAT_LIMIT
+        and min(verdict["ess_bulk_min"], verdict["ess_tail_min"]) >= verdict["min_ess"]
+    )
+    ess = [
+        float(np.min(az.ess(x, method=m)[x.name].values))
+        for m in ("bulk", "tail")
+        for x in (low_k, post["b1"])
+    ]
+    assert verdict["ess_bulk_min"] == pytest.approx(min(ess[:2]), rel=1e-6)
+    assert verdict["ess_tail_min"] == pytest.approx(min(ess[2:]), rel=1e-6)
+    stats = idata.sample_stats
+    rejected = float(np.mean(stats["acceptance_rate"].values == 0))
+    assert verdict["rejected_by"] == "energy cutoff"
+    assert verdict["rejection_rate"] == pytest.approx(rejected)
+    energy = stats["energy_error"].values.astype(np.float64)
+    assert verdict["energy_error"]["rms"] == pytest.approx(np.sqrt(np.mean(energy**2)), rel=1e-6)
+    assert verdict["energy_error"]["abs_max"] == pytest.approx(np.max(np.abs(energy)), rel=1e-6)
+
+
+def test_progress_lines_in_a_log(hard_run):
+    """stderr is not a terminal: the sampling progress is a line per tenth of the steps, not
+    a line per update, and the last one carries the convergence verdict."""
+    _, summary, err = hard_run
+    lines = [line for line in err.splitlines() if line.startswith("mclmc (joint) x2:")]
+    assert 1 <= len(lines) <= 11
+    assert f" {SAMPLES}/{SAMPLES} " in lines[-1]
+    converged = "yes" if summary["convergence"]["converged"] else "no"
+    assert f"converged={converged}" in lines[-1]
+
+
+def test_inference_data_round_trip(hard_run):
+    """Every exported value and shape equals the dataset of chain.h5 it comes from."""
+    run, _, _ = hard_run
+    idata = to_inference_data(run / "chain.h5", fields=True)
+    with h5py.File(run / "chain.h5") as f:
+        n = f.attrs["steps_done"]
+        post, stats = idata.posterior, idata.sample_stats
+        assert post["pk_linear"].shape == f["samples/pk_linear"].shape == (CHAINS, n, 8)
+        np.testing.assert_array_equal(post["pk_linear"].values, f["samples/pk_linear"][()])
+        np.testing.assert_array_equal(post["b1"].values, f["samples/scalars"][..., 0])
+        np.testing.assert_array_equal(post["k"].values, f["k"][()])
+        np.testing.assert_array_equal(stats["lp"].values, f["samples/logdensity"][()])
+        np.testing.assert_array_equal(stats["diverging"].values, f["info/divergent"][()])
+        np.testing.assert_array_equal(stats["step_size"].values, f["info/step_size"][()])
+        np.testing.assert_array_equal(
+            idata.constant_data["pk_linear_prior"].values, f["prior/pk_linear"][()]
+        )
+        fields = idata.fields
+        assert fields["delta"].shape == f["fields/delta"].shape == (CHAINS, n // THIN, 16, 16, 16)
+        np.testing.assert_array_equal(fields["s"].values, f["fields/s"][()])
+        np.testing.assert_array_equal(fields["draw"].values, f["fields/step"][()] - 1)
+        assert json.loads(post.attrs["config"]) == json.loads(f.attrs["config"])
