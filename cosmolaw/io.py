@@ -100,16 +100,3 @@ def set_attrs(h5obj: Any, attrs: Mapping[str, Any], prefix: str = "") -> None:
             set_attrs(h5obj, value, prefix=f"{name}/")
         elif value is not None:
             h5obj.attrs[name] = value
-
-
-def write_groups(
-    path: str | os.PathLike, attrs: Mapping[str, Any], groups: Mapping[str, Mapping[str, Any]]
-) -> None:
-    """Write an HDF5 file atomically: file attributes ``attrs`` and, for each group name,
-    one dataset per ``name -> array`` of its mapping."""
-    with atomic_h5(path) as h5:
-        set_attrs(h5, attrs)
-        for group_name, datasets in groups.items():
-            group = h5.create_group(group_name)
-            for name, value in datasets.items():
-                group.create_dataset(name, data=value)
