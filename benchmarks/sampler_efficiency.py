@@ -1,16 +1,31 @@
-"""Sampler efficiency on a field-level posterior: cosmolaw vs BlackJAX NUTS and MCLMC.
+"""Sampler efficiency on field-level posteriors: cosmolaw vs BlackJAX NUTS and MCLMC, and the
+control that isolates what is cosmolaw's own.
 
-Posterior: white noise ``s`` on an ``N^3`` mesh given Poisson galaxy counts of a 1LPT field at
-a = 0.5 with linear bias b1 = 1.5 and nbar = 2 galaxies per cell (bias and cosmology fixed at
-the truth). In one process, with the same number of chains and steps:
+Posteriors (``--posterior``, several may be given; chosen before any run, never retuned):
 
-- ``nuts``: BlackJAX NUTS with its default window adaptation, in the raw ``s`` coordinates;
+- ``default`` (the development posterior: cosmolaw's configuration below was chosen on it):
+  white noise ``s`` on a 16^3 mesh (box 256 Mpc/h) given Poisson galaxy counts of a 1LPT field
+  at a = 0.5 with linear bias b1 = 1.5 and nbar = 2 galaxies per cell, bias and cosmology fixed
+  at the truth;
+- held out (nobody tuned on them): ``nbar5``, the same with nbar = 5 per cell; ``b1_sampled``,
+  the same with the linear bias b1 sampled jointly with the field (Gaussian prior 1.5 +- 0.75);
+  ``pm32``, the 10-step PM model (2LPT from a = 0.1, FastPM kick-drift-kick to a = 0.5) on a
+  32^3 mesh of the same box (8 Mpc/h cells), nbar 2, b1 = 1.5 fixed.
+
+Each mock is drawn through its posterior's own forward model (white noise -> LPT or PM -> CIC
+-> ``nbar F(delta)`` -> Poisson). In one process, with the same number of chains and steps:
+
+- ``nuts``: BlackJAX NUTS with its default window adaptation, in the raw parameters;
 - ``mclmc``: BlackJAX MCLMC tuned by ``mclmc_find_L_and_step_size`` with its defaults
-  (diagonal preconditioning included), raw coordinates;
-- ``cosmolaw``: cosmolaw's best configuration measured so far (``cosmolaw infer --sampler
-  mclmc --mass-matrix hessian --large-scale-speedup 2 --energy-variance 3e-4``): MCLMC in the
-  latent space preconditioned by the observed Hessian's Fourier diagonal at a typical point
-  near the MAP
+  (diagonal preconditioning included), raw parameters, prior starts;
+- ``control``: the same BlackJAX tuner and kernel, with their defaults, on cosmolaw's
+  preconditioned latent log density (:func:`inference.precondition.latent_logdensity` with the
+  very mass matrix cosmolaw's leg uses) from cosmolaw's starting points: whatever cosmolaw
+  gains over it is its own tuning and kernel, not the preconditioner;
+- ``cosmolaw``: cosmolaw's best configuration measured on ``default`` (``cosmolaw infer
+  --sampler mclmc --mass-matrix hessian --large-scale-speedup 2 --energy-variance 3e-4``):
+  MCLMC in the latent space preconditioned by the observed Hessian's Fourier diagonal at a
+  typical point near the MAP
   (latent curvature 0.85-1.2 in every k-shell, where the expected Fisher information leaves it
   at 3.4 in the lowest), with the latent widths of the three lowest k-shells halved so that
   trajectories cross them twice as fast, started next to the MAP, and tuned by
@@ -24,20 +39,32 @@ the truth). In one process, with the same number of chains and steps:
   a pilot run whose gradients count as warm-up).
 
 For each: bulk ESS per 1000 gradient evaluations (sampling phase, all chains) of the P(k)
-amplitudes of the three lowest-k bins of ``s`` and of 20 random Fourier modes, split-Rhat, and
-the posterior mean and standard deviation of the three P(k) amplitudes (all samplers target
-the same posterior, so a sampler's bias shows as a disagreement);
-warm-up gradients (cosmolaw's include its pilot run; the MAP search and the preconditioner's
-Hessian-vector products are listed apart) are printed beside. Last line:
-``ess_ratio_pk_vs_nuts=... ess_ratio_pk_vs_mclmc=... ess_ratio_modes_vs_mclmc=... rhat_max=...``
-(ratios cosmolaw / peer, of the means over the quantities; rhat_max is
-cosmolaw's).
+amplitudes of the three lowest-k bins of ``s``, of 20 random Fourier modes and of the sampled
+scalars, split-Rhat, and the posterior mean and standard deviation of the three P(k)
+amplitudes (all samplers target the same posterior, so a sampler's bias shows as a
+disagreement). The charged ratios divide the same ESS by every gradient a leg spent: for the
+BlackJAX legs their tuner's (two per MCLMC step, one per NUTS leapfrog step); for cosmolaw its
+warm-up, its pilot run and its set-up, counted as the forward-model evaluations of
+:func:`inference.driver.prepare` (the MAP's L-BFGS iterations and line-search trials, the
+preconditioners' Hessian-vector products, each a central difference of two gradients, the
+scalars' curvature, the impulse responses and the likelihood-only curvature probes) plus the
+likelihood evaluations, each charged as a whole gradient (an upper bound, see
+:func:`counted_prepare`).
+
+Each posterior ends with a line ``posterior=NAME ess_ratio_pk_vs_nuts=...
+ess_ratio_pk_vs_mclmc=... ess_ratio_modes_vs_mclmc=... rhat_max=... ess_ratio_pk_vs_control=...
+ess_ratio_pk_vs_mclmc_charged=... ess_ratio_pk_vs_control_charged=...`` (ratios cosmolaw /
+peer, of the means over the quantities; ``rhat_max`` is cosmolaw's, over every quantity), and
+the last line gathers ``ratio_vs_control_NAME= ratio_vs_mclmc_NAME= ..._charged_NAME=
+rhat_max_NAME=`` for every posterior that ran.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
+from typing import NamedTuple
 
 import blackjax
 import jax
@@ -45,7 +72,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from inference.diagnostics import ess_bulk, split_rhat
-from inference.driver import MASS_MATRICES, RunConfig, adapt_mass_matrix, prepare
+from inference.driver import MASS_MATRICES, RunConfig, adapt_mass_matrix, prepare, prior_draw
 from inference.fields import power_in_shells, shell_index
 from inference.models import counts_posterior, mock_counts
 from inference.precondition import latent_logdensity
@@ -57,15 +84,48 @@ from simulator.observe.mock import Observation
 NUM_MODES = 20
 
 
-def build(mesh: int, box: float, seed: int):
-    """The posterior and its truth (the mock is drawn through the posterior's own forward
-    model: white noise -> 1LPT -> CIC -> ``nbar (1 + b1 delta)`` -> Poisson)."""
-    conf = SimConfig(mesh=mesh, box=box, a_stop=0.5, lpt_order=1)
+class PosteriorSpec(NamedTuple):
+    """A benchmark posterior: forward model, mesh, observation and which bias is sampled."""
+
+    mesh: int
+    box: float
+    model: str
+    a_stop: float
+    nbar: float
+    b1: float
+    sample_bias: bool
+    description: str
+
+
+#: The development posterior and the held-out ones (see the module docstring).
+POSTERIORS = {
+    "default": PosteriorSpec(16, 256.0, "lpt1", 0.5, 2.0, 1.5, False, "development"),
+    "nbar5": PosteriorSpec(16, 256.0, "lpt1", 0.5, 5.0, 1.5, False, "held out: nbar 5"),
+    "b1_sampled": PosteriorSpec(16, 256.0, "lpt1", 0.5, 2.0, 1.5, True, "held out: b1 sampled"),
+    "pm32": PosteriorSpec(32, 256.0, "pm", 0.5, 2.0, 1.5, False, "held out: 10-step PM, 32^3"),
+}
+
+
+def build(mesh: int, box: float, seed: int, name: str = "default"):
+    """The posterior ``name`` of :data:`POSTERIORS` on a ``mesh^3`` mesh of side ``box``, and
+    its truth (the mock is drawn through the posterior's own forward model: white noise ->
+    1LPT or PM -> CIC -> ``nbar (1 + b1 delta)`` -> Poisson)."""
+    spec = POSTERIORS[name]
+    conf = SimConfig(
+        mesh=mesh,
+        box=box,
+        a_stop=spec.a_stop,
+        steps=10,
+        lpt_order=1 if spec.model == "lpt1" else 2,
+    )
     cosmo = Cosmology.planck18()
-    obs = Observation(bias="linear", bias_params={"b1": 1.5}, nbar_cell=2.0, noise="poisson")
-    counts, truth = mock_counts(conf, cosmo, obs, "lpt1", jax.random.PRNGKey(seed))
+    obs = Observation(
+        bias="linear", bias_params={"b1": spec.b1}, nbar_cell=spec.nbar, noise="poisson"
+    )
+    counts, truth = mock_counts(conf, cosmo, obs, spec.model, jax.random.PRNGKey(seed))
     shape = (mesh,) * 3
-    posterior = counts_posterior(counts, np.ones(shape), conf, cosmo, obs, "lpt1", {})
+    bias_priors = None if spec.sample_bias else {}
+    posterior = counts_posterior(counts, np.ones(shape), conf, cosmo, obs, spec.model, bias_priors)
     return posterior, truth
 
 
@@ -82,8 +142,8 @@ def observables(posterior, mode_index: np.ndarray):
 
 
 def run_chains(warmup, step, to_s, observe, starts, keys, num_warmup, num_samples):
-    """Warm up and sample every chain (vmapped); return observables, sampling gradients,
-    seconds and warm-up gradients."""
+    """Warm up and sample every chain (vmapped); return the observables (one array per output
+    of ``observe(to_s(state))``), sampling gradients, seconds and warm-up gradients."""
 
     @jax.jit
     def one(start, key):
@@ -98,13 +158,14 @@ def run_chains(warmup, step, to_s, observe, starts, keys, num_warmup, num_sample
         return obs, jnp.sum(grads), warm_grads
 
     t0 = time.perf_counter()
-    (pk, modes), grads, warm_grads = jax.vmap(one, axis_name=CHAIN_AXIS)(starts, keys)
-    jax.block_until_ready(pk)
+    obs, grads, warm_grads = jax.vmap(one, axis_name=CHAIN_AXIS)(starts, keys)
+    jax.block_until_ready(obs)
     seconds = time.perf_counter() - t0
-    return np.asarray(pk), np.asarray(modes), float(np.sum(grads)), seconds, warm_grads
+    return (*(np.asarray(x) for x in obs), float(np.sum(grads)), seconds, warm_grads)
 
 
 def nuts_peer(logdensity):
+    """BlackJAX NUTS with its default window adaptation (one gradient per leapfrog step)."""
     kernel = blackjax.nuts.build_kernel()
 
     def warmup(key, position, n):
@@ -146,27 +207,232 @@ def mclmc_peer(logdensity, num_steps):
     return warmup, step
 
 
-def summarize(name, pk, modes, grads, seconds, warm_grads, extra_warm=0.0):
-    out = {}
-    for label, x in (("pk", pk), ("modes", modes)):
+def summarize(
+    name, pk, modes, grads, seconds, warm_grads, extra_warm=0.0, scalars=None, setup_grads=0.0
+):
+    """Print one leg's line and return its ESS per 1000 gradients, split-Rhat and gradients.
+
+    ``extra_warm`` is added to the warm-up gradients (a pilot run), ``setup_grads`` (MAP,
+    preconditioner) only to the charged ESS, ``ess_<q>_charged``: ESS per 1000 of all the
+    gradients the leg spent. ``scalars`` (chains, draws, n) enter Rhat and ESS when present.
+    """
+    warm = float(np.sum(warm_grads)) + extra_warm
+    total = grads + warm + setup_grads
+    out = {"grads": grads, "warm_grads": warm, "setup_grads": setup_grads}
+    quantities = {"pk": pk, "modes": modes}
+    if scalars is not None and np.shape(scalars)[-1]:
+        quantities["scalars"] = scalars
+    for label, x in quantities.items():
         ess = ess_bulk(x)
         out[f"ess_{label}"] = float(np.mean(1000.0 * ess / grads))
+        out[f"ess_{label}_charged"] = float(np.mean(1000.0 * ess / total))
         out[f"rhat_{label}"] = float(np.max(split_rhat(x)))
+    out["rhat_max"] = max(out[f"rhat_{label}"] for label in quantities)
+    scalar_text = (
+        f"  scalars ESS/1000 {out['ess_scalars']:.2f} rhat {out['rhat_scalars']:.4f} "
+        f"mean {np.array2string(np.mean(scalars, axis=(0, 1)), precision=3)}"
+        if "scalars" in quantities
+        else ""
+    )
     print(
         f"{name:>9}: ESS/1000 grads P(k) {out['ess_pk']:8.2f}  modes {out['ess_modes']:8.2f}  "
         f"rhat P(k) {out['rhat_pk']:.4f} modes {out['rhat_modes']:.4f}  "
         f"mean P(k) {np.array2string(np.mean(pk, axis=(0, 1)), precision=0)}  "
         f"sd {np.array2string(np.std(pk, axis=(0, 1)), precision=0)}  "
-        f"grads {grads:.0f} (+ warm-up {float(np.sum(warm_grads)) + extra_warm:.0f})  "
-        f"{seconds:.1f} s"
+        f"grads {grads:.0f} (+ warm-up {warm:.0f} + set-up {setup_grads:.0f}; charged "
+        f"ESS/1000 P(k) {out['ess_pk_charged']:.2f})  {seconds:.1f} s{scalar_text}",
+        flush=True,
     )
     return out
 
 
+def counted_prepare(posterior, config: RunConfig, key):
+    """:func:`inference.driver.prepare` and the evaluations it spent, as gradients to charge.
+
+    Every call of the forward model (``posterior.evolve``) and of the likelihood
+    (``posterior.loglik``) ticks a host counter, once per vmapped element. Each tick is charged
+    as a whole gradient: a gradient of the log density runs both (charged twice), a
+    forward-only run (the preconditioners' impulse responses) and a likelihood-only gradient
+    (the expected-information probes in ``delta``) once each, so the charge is an upper bound.
+
+    Returns:
+        ``(preconditioner, map_params, starts, counts)``, ``counts`` the ticks
+        ``{"forward": ..., "likelihood": ...}``.
+    """
+    counts = {"forward": 0, "likelihood": 0}
+
+    def counted(fn, name):
+        def tick(_):
+            counts[name] += 1
+
+        def wrapped(first, *rest):
+            jax.debug.callback(tick, jax.tree.leaves(first)[0].ravel()[0])
+            return fn(first, *rest)
+
+        return wrapped
+
+    posterior = dataclasses.replace(
+        posterior,
+        evolve=counted(posterior.evolve, "forward"),
+        loglik=counted(posterior.loglik, "likelihood"),
+    )
+    precond, map_params, starts = prepare(posterior, config, key)
+    jax.block_until_ready(starts)
+    jax.effects_barrier()
+    return precond, map_params, starts, counts
+
+
+def leg(name, sampler, to_params, starts, context, num_warmup, num_samples, **charges):
+    """Run one sampler ``(warmup, step)`` on every chain from ``starts`` and summarise it.
+
+    ``to_params`` maps the sampler's state to the physical parameters; ``context`` is
+    ``(observe, keys)``; ``charges`` are :func:`summarize`'s ``extra_warm`` / ``setup_grads``.
+    """
+    observe, keys = context
+    pk, modes, scalars, grads, seconds, warm = run_chains(
+        *sampler, to_params, observe, starts, keys, num_warmup, num_samples
+    )
+    return summarize(name, pk, modes, grads, seconds, warm, scalars=scalars, **charges)
+
+
+def run_posterior(name: str, args) -> dict[str, float]:
+    """Every leg on the posterior ``name``; prints the legs and the posterior's ratio line."""
+    spec = POSTERIORS[name]
+    mesh, box = args.mesh or spec.mesh, args.box or spec.box
+    posterior, _ = build(mesh, box, args.seed, name)
+    rng = np.random.default_rng(args.seed)
+    size = mesh * mesh * (mesh // 2 + 1)
+    mode_index = rng.choice(np.arange(1, size), NUM_MODES, replace=False)
+    observe_s = observables(posterior, mode_index)
+
+    def observe(params):
+        return (*observe_s(params["s"]), posterior.scalar_vector(params))
+
+    context = (observe, jax.random.split(jax.random.PRNGKey(args.seed + 1), args.chains))
+    prior_starts = jax.vmap(lambda k: prior_draw(k, posterior))(
+        jax.random.split(jax.random.PRNGKey(args.seed + 2), args.chains)
+    )
+    print(
+        f"posterior {name} ({spec.description}): {posterior.name}, box {box:g} Mpc/h, "
+        f"{args.chains} chains x {args.samples} steps (warm-up {args.warmup})",
+        flush=True,
+    )
+    config = RunConfig(
+        sampler=args.sampler,
+        num_chains=args.chains,
+        num_warmup=args.warmup,
+        seed=args.seed,
+        mass_matrix=args.mass_matrix,
+        large_scale_speedup=args.large_scale_speedup,
+        energy_variance=args.energy_variance,
+    )
+    key_prepare = jax.random.PRNGKey(args.seed + 3)
+    precond, _, starts, counts = counted_prepare(posterior, config, key_prepare)
+    setup = counts["forward"] + counts["likelihood"]
+    key_pilot = jax.random.PRNGKey(args.seed + 4)
+    precond, starts, pilot_grads = adapt_mass_matrix(posterior, config, precond, starts, key_pilot)
+    pilot = float(np.sum(pilot_grads))
+    print(
+        f"cosmolaw set-up: MAP {config.map_steps} L-BFGS iterations, preconditioner "
+        f"{config.fisher_probes} probes: {counts['forward']} forward-model and "
+        f"{counts['likelihood']} likelihood evaluations, charged {setup} gradients (shared by "
+        f"the chains); pilot {pilot:.0f} gradients",
+        flush=True,
+    )
+    latent = latent_logdensity(posterior, precond)
+    sampler = make_sampler(args.sampler, latent, energy_variance=config.energy_variance)
+    from_latent = lambda state: precond.to_params(state.position)
+    raw = lambda state: state.position
+    results = {
+        "cosmolaw": leg(
+            f"cosmolaw/{args.sampler}/{args.mass_matrix}",
+            (
+                sampler.warmup,
+                lambda k, s, t: (lambda out: (out[0], out[1].num_grads))(sampler.step(k, s, t)),
+            ),
+            lambda state: precond.to_params(sampler.position(state)),
+            starts,
+            context,
+            args.warmup,
+            args.samples,
+            extra_warm=pilot,
+            setup_grads=float(setup),
+        ),
+        "control": leg(
+            "control",
+            mclmc_peer(latent, args.samples),
+            from_latent,
+            starts,
+            context,
+            args.warmup,
+            args.samples,
+        ),
+        "mclmc": leg(
+            "mclmc",
+            mclmc_peer(posterior.logdensity, args.samples),
+            raw,
+            prior_starts,
+            context,
+            args.warmup,
+            args.samples,
+        ),
+    }
+    if args.nuts_samples:
+        results["nuts"] = leg(
+            "nuts",
+            nuts_peer(posterior.logdensity),
+            raw,
+            prior_starts,
+            context,
+            args.nuts_warmup,
+            args.nuts_samples,
+        )
+    ours = results["cosmolaw"]
+    ratios = {
+        f"ess_ratio_pk_vs_{peer}{charged}": ours[f"ess_pk{charged}"]
+        / results[peer][f"ess_pk{charged}"]
+        for peer in ("nuts", "mclmc", "control")
+        for charged in ("", "_charged")
+        if peer in results
+    }
+    line = {
+        "ess_ratio_pk_vs_nuts": ratios.get("ess_ratio_pk_vs_nuts"),
+        "ess_ratio_pk_vs_mclmc": ratios["ess_ratio_pk_vs_mclmc"],
+        "ess_ratio_modes_vs_mclmc": ours["ess_modes"] / results["mclmc"]["ess_modes"],
+        "rhat_max": ours["rhat_max"],
+        "ess_ratio_pk_vs_control": ratios["ess_ratio_pk_vs_control"],
+        "ess_ratio_pk_vs_mclmc_charged": ratios["ess_ratio_pk_vs_mclmc_charged"],
+        "ess_ratio_pk_vs_control_charged": ratios["ess_ratio_pk_vs_control_charged"],
+        "ess_pk_per_kgrad": ours["ess_pk"],
+        "ess_pk_per_kgrad_control": results["control"]["ess_pk"],
+        "ess_pk_per_kgrad_mclmc": results["mclmc"]["ess_pk"],
+        "rhat_max_control": results["control"]["rhat_max"],
+        "rhat_max_mclmc": results["mclmc"]["rhat_max"],
+    }
+    print(
+        f"posterior={name} "
+        + " ".join(f"{key}={_fmt(value)}" for key, value in line.items() if value is not None),
+        flush=True,
+    )
+    return line
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4f}" if abs(value) < 10 else f"{value:.4g}"
+
+
 def main() -> None:
+    """Parse the options, run each posterior asked for, print the summary line last."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mesh", type=int, default=16)
-    parser.add_argument("--box", type=float, default=256.0)
+    parser.add_argument(
+        "--posterior",
+        nargs="+",
+        default=["default"],
+        choices=list(POSTERIORS),
+        help="posteriors to run, in order (default: the development posterior)",
+    )
+    parser.add_argument("--mesh", type=int, default=None, help="override the posterior's mesh")
+    parser.add_argument("--box", type=float, default=None, help="override its box [Mpc/h]")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument(
         "--samples",
@@ -175,7 +441,9 @@ def main() -> None:
         help="MCLMC steps per chain (long enough for split-Rhat to resolve 1.01 on the lowest "
         "k-bin, whose ESS is about 500 per chain at 6000 steps)",
     )
-    parser.add_argument("--nuts-samples", type=int, default=100, help="NUTS steps per chain")
+    parser.add_argument(
+        "--nuts-samples", type=int, default=100, help="NUTS steps per chain (0: no NUTS leg)"
+    )
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument(
         "--nuts-warmup",
@@ -200,87 +468,19 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    for name, value, low in (("chains", args.chains, 2), ("samples", args.samples, 20)):
+        if value < low:
+            parser.error(f"--{name}={value} is not allowed: need at least {low}")
 
-    posterior, _ = build(args.mesh, args.box, args.seed)
-    logdensity = lambda s: posterior.logdensity({"s": s})
-    rng = np.random.default_rng(args.seed)
-    size = args.mesh * args.mesh * (args.mesh // 2 + 1)
-    mode_index = rng.choice(np.arange(1, size), NUM_MODES, replace=False)
-    observe = observables(posterior, mode_index)
-    keys = jax.random.split(jax.random.PRNGKey(args.seed + 1), args.chains)
-    prior_starts = jax.random.normal(
-        jax.random.PRNGKey(args.seed + 2), (args.chains,) + (args.mesh,) * 3
-    )
-    print(f"posterior: {posterior.name}, {args.chains} chains")
-    results = {}
-
-    config = RunConfig(
-        sampler=args.sampler,
-        num_chains=args.chains,
-        num_warmup=args.warmup,
-        seed=args.seed,
-        mass_matrix=args.mass_matrix,
-        large_scale_speedup=args.large_scale_speedup,
-        energy_variance=args.energy_variance,
-    )
-    precond, _, starts = prepare(posterior, config, jax.random.PRNGKey(args.seed + 3))
-    key_pilot = jax.random.PRNGKey(args.seed + 4)
-    precond, starts, pilot_grads = adapt_mass_matrix(posterior, config, precond, starts, key_pilot)
-    print(
-        f"cosmolaw set-up: MAP {config.map_steps} L-BFGS iterations, preconditioner "
-        f"{config.fisher_probes} probes, pilot {int(np.sum(pilot_grads))} gradients"
-    )
-    logdensity_latent = latent_logdensity(posterior, precond)
-    sampler = make_sampler(args.sampler, logdensity_latent, energy_variance=config.energy_variance)
-    results["cosmolaw"] = summarize(
-        f"cosmolaw/{args.sampler}/{args.mass_matrix}",
-        *run_chains(
-            sampler.warmup,
-            lambda k, s, t: (lambda out: (out[0], out[1].num_grads))(sampler.step(k, s, t)),
-            lambda state: precond.to_params(sampler.position(state))["s"],
-            observe,
-            starts,
-            keys,
-            args.warmup,
-            args.samples,
-        ),
-        extra_warm=float(np.sum(pilot_grads)),
-    )
-    warmup, step = mclmc_peer(logdensity, args.samples)
-    results["mclmc"] = summarize(
-        "mclmc",
-        *run_chains(
-            warmup,
-            step,
-            lambda state: state.position,
-            observe,
-            prior_starts,
-            keys,
-            args.warmup,
-            args.samples,
-        ),
-    )
-    warmup, step = nuts_peer(logdensity)
-    results["nuts"] = summarize(
-        "nuts",
-        *run_chains(
-            warmup,
-            step,
-            lambda state: state.position,
-            observe,
-            prior_starts,
-            keys,
-            args.nuts_warmup,
-            args.nuts_samples,
-        ),
-    )
-    ours = results["cosmolaw"]
-    print(
-        f"ess_ratio_pk_vs_nuts={ours['ess_pk'] / results['nuts']['ess_pk']:.2f} "
-        f"ess_ratio_pk_vs_mclmc={ours['ess_pk'] / results['mclmc']['ess_pk']:.2f} "
-        f"ess_ratio_modes_vs_mclmc={ours['ess_modes'] / results['mclmc']['ess_modes']:.2f} "
-        f"rhat_max={max(ours['rhat_pk'], ours['rhat_modes']):.4f}"
-    )
+    lines = {name: run_posterior(name, args) for name in args.posterior}
+    summary = {}
+    for name, line in lines.items():
+        summary[f"ratio_vs_control_{name}"] = line["ess_ratio_pk_vs_control"]
+        summary[f"ratio_vs_mclmc_{name}"] = line["ess_ratio_pk_vs_mclmc"]
+        summary[f"ratio_vs_control_charged_{name}"] = line["ess_ratio_pk_vs_control_charged"]
+        summary[f"ratio_vs_mclmc_charged_{name}"] = line["ess_ratio_pk_vs_mclmc_charged"]
+        summary[f"rhat_max_{name}"] = line["rhat_max"]
+    print(" ".join(f"{key}={_fmt(value)}" for key, value in summary.items()))
 
 
 if __name__ == "__main__":
