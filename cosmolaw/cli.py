@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "infer": ("inference.cli", "sample initial conditions, bias (and cosmology)"),
     "discover": ("discovery.cli", "find closed-form laws in a table"),
     "compress": ("discovery.compress.cli", "train a neural or MOPED compressor"),
+    "sbi": ("inference.implicit.cli", "implicit-likelihood inference on summaries"),
     "list": ("experiments.cli", "list the registered experiments"),
     "run": ("experiments.cli", "run an experiment and write its report"),
 }
