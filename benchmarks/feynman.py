@@ -10,7 +10,10 @@ runs ``discovery.discover`` and judges the selected law (:mod:`discovery.feynman
 
 Run without arguments it uses the whole pipeline on ``benchmarks/data/feynman_dev.csv``
 at 60 s per problem. The last line reads
-``recovered=K/N clean=C/N r2_0999=M/N budget_s=T backend=NAME``. ``--only NAME,NAME``
+``recovered=K/N clean=C/N r2_0999=M/N budget_s=T wall_s=W backend=NAME``, where ``W`` is
+the wall time of the whole script (imports, JAX compilation and warm-ups included)
+divided by the number of equations. ``--csv ../shared/data/cosmo_dev.csv`` runs the
+twelve cosmology laws of the development set instead. ``--only NAME,NAME``
 runs some equations (with the data seeds of the full run) and ``--out FILE.jsonl``
 writes one JSON record per equation (truth, law, verdicts, seconds, front, stage
 timings, what the budget cut short) to study the failures. An equation that runs past
@@ -20,15 +23,19 @@ as not recovered, and the Python stack at that moment is printed on stderr.
 
 from __future__ import annotations
 
-import argparse
-import faulthandler
-import json
-import signal
-import sys
-from pathlib import Path
+import time
 
-from cosmolaw.io import write_text
-from discovery import feynman
+_START = time.monotonic()  # before the heavy imports: wall_s counts them
+
+import argparse  # noqa: E402
+import faulthandler  # noqa: E402
+import json  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from cosmolaw.io import write_text  # noqa: E402
+from discovery import feynman  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "feynman_dev.csv"
 
@@ -127,9 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.out:  # rewritten whole after each equation, so a partial run is readable
             write_text(args.out, "\n".join(records) + "\n")
     n = len(problems)
+    wall = (time.monotonic() - _START) / max(n, 1)
     print(
         f"recovered={recovered}/{n} clean={clean}/{n} r2_0999={good_fit}/{n} "
-        f"budget_s={args.budget_s:g} backend={args.backend}"
+        f"budget_s={args.budget_s:g} wall_s={wall:.1f} backend={args.backend}"
     )
     return 0
 

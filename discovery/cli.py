@@ -37,6 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="'name=unit,...' for columns and target, e.g. 'r=m,F=kg m s^-2'",
     )
+    p.add_argument(
+        "--sigma",
+        default=None,
+        help="standard deviation of the target: a column of the table (one per row) or a "
+        "positive number; the search then uses the chi-square likelihood",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--criterion", default="mdl", help=f"selection: one of {', '.join(CRITERIA)}")
     p.set_defaults(func=run)
@@ -69,12 +75,33 @@ def read_table(path: str) -> tuple[dict, dict]:
     return {n: np.atleast_1d(table[n]) for n in table.dtype.names}, {}
 
 
+def sigma_of(value: str | None, columns: dict) -> object:
+    """The ``--sigma`` of :func:`run`: ``None``, a column of ``columns`` or a positive number.
+
+    Raises ``ValueError`` naming ``--sigma``, the value and what is allowed.
+    """
+    if value is None:
+        return None
+    if value in columns:
+        return columns[value]
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(
+            f"--sigma={value!r} is neither a column nor a number; allowed: a positive "
+            f"number or one of the columns {', '.join(columns)}"
+        ) from None
+    if not (number > 0 and number < float("inf")):
+        raise ValueError(f"--sigma={value!r}; allowed: a positive finite number or a column")
+    return number
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the search and write ``discoveries.json``, ``pareto_front.csv`` and ``config.toml``."""
     import numpy as np
 
     from cosmolaw import io
-    from discovery.search import discover
+    from discovery.search import discover, validate_sigma
 
     if args.criterion not in CRITERIA:
         raise ValueError(f"--criterion={args.criterion!r}; allowed: {', '.join(CRITERIA)}")
@@ -87,11 +114,16 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             raise ValueError(f"--variables={args.variables!r}: {missing} are not columns")
     else:
-        names = [c for c in columns if c != args.target]
+        names = [c for c in columns if c not in (args.target, args.sigma)]
+    sigma = sigma_of(args.sigma, columns)
+    X = np.stack([columns[n] for n in names], axis=1)
+    try:
+        validate_sigma(sigma, None, len(X))
+    except ValueError as err:
+        raise ValueError(f"--sigma={args.sigma!r}: {err}") from None
     units = args.units
     if units is None and file_units:
         units = {k: v for k, v in file_units.items() if k in (*names, args.target)}
-    X = np.stack([columns[n] for n in names], axis=1)
     front = discover(
         X,
         columns[args.target],
@@ -103,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         backend=args.backend,
         target=args.target,
+        sigma=sigma,
         progress=True,
     )
     out = Path(args.out)

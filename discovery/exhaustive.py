@@ -103,11 +103,14 @@ def enumerate_trees(
     max_consts: int = 2,
     var_dims: Sequence[Dims] | None = None,
     deadline: float | None = None,
+    one: bool = False,
 ) -> list[Item]:
     """All distinct trees with at most ``max_complexity`` nodes and ``max_consts`` constants.
 
     ``probe`` (shape ``(m, n_vars)``) are rows used to merge numerically equal
-    constant-free trees; ``var_dims`` switches on the dimensional pruning. Stops early
+    constant-free trees; ``var_dims`` switches on the dimensional pruning. With ``one``
+    the exact number 1 is a leaf too, so that constant-free trees hold the shifted
+    arguments physics is full of (``1 + z``, ``1 - x**2``, ``log(1 + x)``). Stops early
     (returning what it has) when ``time.monotonic()`` passes ``deadline``.
     """
     units = var_dims is not None
@@ -136,6 +139,8 @@ def enumerate_trees(
     for k in range(n_vars):
         add(Item(("x", k), 1, 0, probe[:, k].astype(float), var_dims[k] if units else None))
     add(Item(("c",), 1, 1, None, DIMENSIONLESS if units else None))
+    if one:
+        add(Item(("lit", 1.0), 1, 0, np.ones(len(probe)), DIMENSIONLESS if units else None))
 
     for size in range(2, max_complexity + 1):
         by_size.setdefault(size, [])
@@ -234,10 +239,12 @@ def search(
     iterations: int = 30,
     seed: int = 0,
     deadline: float | None = None,
+    weights: np.ndarray | None = None,
 ) -> ExhaustiveResult:
     """Enumerate and fit every distinct tree up to ``max_complexity`` nodes (scale not counted).
 
-    ``X`` has shape ``(n, d)`` and ``y`` ``(n,)``. Constants are fitted on at most
+    ``X`` has shape ``(n, d)`` and ``y`` ``(n,)``; ``weights`` ``(n,)`` multiply the
+    residuals (``1/sigma``, :func:`discovery.fit.noise_weights`). Constants are fitted on at most
     ``fit_rows`` rows (a fixed random subset); refit the winners on all rows afterwards.
     Past ``deadline`` the enumeration stops at the current size and unfitted trees get
     ``mse = inf``.
@@ -286,6 +293,7 @@ def search(
         iterations=iterations,
         seed=seed,
         deadline=deadline,
+        weights=None if weights is None else weights[rows],
     )
     return ExhaustiveResult(
         nodes=nodes,
@@ -297,18 +305,26 @@ def search(
     )
 
 
-def _lines(H: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _lines(
+    H: np.ndarray, t: np.ndarray, w: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Least-squares lines ``t = a + b * h`` for every row ``h`` of ``H`` ``(m, n)``:
-    ``(a, b, mse)``, each ``(m,)``; ``mse`` is ``inf`` for non-finite or constant rows."""
+    ``(a, b, mse)``, each ``(m,)``; ``mse`` is ``inf`` for non-finite or constant rows.
+    With row weights ``w`` ``(n,)`` the residuals are multiplied by ``w``."""
+    q = np.ones(len(t)) if w is None else w * w / np.mean(w * w)  # weights of the squares
     with np.errstate(all="ignore"):
-        mean = H.mean(axis=1)
+        mean = H @ q / len(t)
         hc = H - mean[:, None]
-        var = np.mean(hc * hc, axis=1)
+        var = (hc * hc) @ q / len(t)
         usable = np.isfinite(var) & (var > 1e-300)
-        tc = t - t.mean()
-        b = np.where(usable, hc @ tc / len(t) / np.where(usable, var, 1.0), 0.0)
-        mse = np.maximum(np.mean(tc * tc) - b * b * var, 0.0)
-        a = t.mean() - b * mean
+        tc = t - np.mean(q * t)
+        b = np.where(usable, hc @ (q * tc) / len(t) / np.where(usable, var, 1.0), 0.0)
+        total = np.mean(q * tc * tc)
+        mse = np.maximum(total - b * b * var, 0.0)
+        # near-exact lines: the difference above cancels; their residuals, computed anew
+        exact = np.flatnonzero(usable & (mse < 1e-8 * total))[:64]
+        mse[exact] = ((tc[None, :] - b[exact, None] * hc[exact]) ** 2) @ q / len(t)
+        a = np.mean(q * t) - b * mean
     return a, b, np.where(usable & np.isfinite(mse), mse, np.inf)
 
 
@@ -321,41 +337,189 @@ def affine_search(
     scales: Sequence[float] = (1.0,),
     keep: int = 3,
     deadline: float | None = None,
+    weights: Sequence[np.ndarray | None] | None = None,
+    one: bool = True,
+    scan_rows: int = 128,
 ) -> list[list[tuple[P.Node, float, float, float, float]]]:
     """Best affine laws ``t = a + b * h(k X)`` over every constant-free tree ``h``.
 
     ``h`` ranges over the distinct trees of at most ``max_complexity`` nodes without
-    constants and ``k`` over ``scales`` (a grid for the one constant inside ``h``; the
-    refit polishes it), evaluated on all rows of ``X`` ``(n, d)``; ``a`` and ``b`` are the
-    closed-form least-squares line for each target ``t`` ``(n,)``, so thousands of trees
-    cost one vectorised regression instead of nonlinear fits. Returns, per target, the
-    ``keep`` best ``(node, k, a, b, mse)`` by mean squared error. Past ``deadline`` the
+    constants (but with the number 1 as a leaf when ``one``; one of each group of trees that
+    are affine maps of each other) and ``k`` over ``scales`` (a grid for the one constant
+    inside ``h``; the refit polishes it), evaluated on ``scan_rows`` rows of ``X``
+    ``(n, d)`` spread evenly; ``a`` and ``b`` are the closed-form least-squares line for
+    each target ``t`` ``(n,)``, so thousands of trees cost one vectorised regression
+    instead of nonlinear fits. Returns, per target, the ``keep`` best
+    ``(node, k, a, b, mse)``, the line and its mean squared error again on all rows
+    (residuals times ``weights[i]`` ``(n,)`` for target ``i`` where given). Past ``deadline`` the
     enumeration stops growing the trees, but trees of up to 3 nodes are always tried.
     """
-    n, ks = len(X), np.asarray(scales, float)
-    probe = (ks[:, None, None] * X[None]).reshape(-1, X.shape[1])
-    small = enumerate_trees(X.shape[1], operators, min(max_complexity, 3), probe, max_consts=0)
+    ks = np.asarray(scales, float)
+    rows = _scan_rows(len(X), scan_rows)
+    trees, H = _constant_free_trees(X[rows], operators, max_complexity, ks, deadline, one)
+    if not trees:
+        return [[] for _ in targets]
+    out = []
+    for i, t in enumerate(targets):
+        w = None if weights is None else weights[i]
+        _, _, mse = _lines(H, t[rows], None if w is None else w[rows])
+        found = []
+        for j in np.argsort(mse)[: 2 * keep]:  # the line again on all rows
+            if not np.isfinite(mse[j]):
+                continue
+            node, k = trees[j // len(ks)].node, float(ks[j % len(ks)])
+            with np.errstate(all="ignore"):
+                h = evaluate(node, X * k)
+            a, b, m = (float(v[0]) for v in _lines(h[None, :], t, w))
+            if np.isfinite(m):
+                found.append((node, k, a, b, m))
+        out.append(sorted(found, key=lambda f: f[4])[:keep])
+    return out
+
+
+def _scan_rows(n: int, most: int) -> np.ndarray:
+    """Indices of at most ``most`` rows spread evenly over ``n``."""
+    return np.unique(np.linspace(0, n - 1, min(most, n)).astype(int))
+
+
+def _constant_free_trees(
+    X: np.ndarray,
+    operators: Sequence[str],
+    max_complexity: int,
+    scales: np.ndarray,
+    deadline: float | None,
+    one: bool,
+) -> tuple[list[Item], np.ndarray]:
+    """The affinely distinct constant-free trees of :func:`affine_search` and their values
+    ``H`` of shape ``(len(trees) * len(scales), n)`` on the scaled rows ``k X``."""
+    n = len(X)
+    probe = (scales[:, None, None] * X[None]).reshape(-1, X.shape[1])
+    small = enumerate_trees(
+        X.shape[1], operators, min(max_complexity, 3), probe, max_consts=0, one=one
+    )
     items = small
     if max_complexity > 3:
         items = enumerate_trees(
-            X.shape[1], operators, max_complexity, probe, max_consts=0, deadline=deadline
+            X.shape[1], operators, max_complexity, probe, max_consts=0, deadline=deadline, one=one
         )
         items = items if len(items) > len(small) else small
-    trees = [it for it in items if it.node[0] != "c" and np.all(np.isfinite(it.fp))]
+    trees = _affinely_distinct(
+        [it for it in items if it.node[0] != "c" and np.all(np.isfinite(it.fp))]
+    )
     if not trees:
+        return [], np.zeros((0, n))
+    return trees, np.stack([it.fp for it in trees]).reshape(len(trees) * len(scales), n)
+
+
+def affine_pair_search(
+    X: np.ndarray,
+    targets: Sequence[np.ndarray],
+    operators: Sequence[str],
+    max_complexity: int,
+    *,
+    lead: int = 4,
+    keep: int = 2,
+    deadline: float | None = None,
+    weights: Sequence[np.ndarray | None] | None = None,
+    scan_rows: int = 128,
+) -> list[list[tuple[P.Node, P.Node, np.ndarray, float]]]:
+    """Best laws ``t = a + b h1(X) + c h2(X)``: a leading term and a correction.
+
+    ``h1`` ranges over the ``lead`` best trees of :func:`affine_search` (same trees, the
+    number 1 a leaf) and every tree of at most two nodes, ``h2`` over all of them: for
+    each ``h1`` the target and every tree are projected orthogonally to ``(1, h1)`` and
+    the correction is the best line through the origin of what is left, all trees at once.
+    ``X`` ``(n, d)``, targets and ``weights[i]`` (residual weights of target ``i``, or
+    None) ``(n,)``. Returns, per target, the ``keep`` best ``(h1, h2, (a, b, c), mse)``
+    by weighted mean squared error (on all rows; the pairs are chosen on ``scan_rows``
+    evenly spread rows).
+    """
+    rows = _scan_rows(len(X), scan_rows)
+    trees, H = _constant_free_trees(X[rows], operators, max_complexity, np.ones(1), deadline, True)
+    moderate = np.max(np.abs(H), axis=1, initial=0.0) < 1e12  # no exp(exp(x)) corrections
+    trees, H = [t for t, m in zip(trees, moderate, strict=True) if m], H[moderate]
+    if len(trees) < 2:
         return [[] for _ in targets]
-    H = np.stack([it.fp for it in trees]).reshape(len(trees) * len(ks), n)
+    n = len(rows)
     out = []
-    for t in targets:
-        a, b, mse = _lines(H, t)
-        best = np.argsort(mse)[:keep]
-        out.append(
-            [
-                (trees[i // len(ks)].node, float(ks[i % len(ks)]), float(a[i]), float(b[i]), m)
-                for i, m in zip(best, mse[best].tolist(), strict=True)
-                if np.isfinite(m)
-            ]
-        )
+    for i, t_all in enumerate(targets):
+        t = t_all[rows]
+        w = None if weights is None or weights[i] is None else weights[i][rows]
+        q = np.ones(n) if w is None else w * w / np.mean(w * w)
+        _, _, mse1 = _lines(H, t, w)
+        with np.errstate(all="ignore"):
+            size = (H * H) @ q / n  # a tree in the span of (1, h1) is no correction
+            e0 = np.ones(n) / np.sqrt(np.mean(q))
+            c0 = H @ (q * e0) / n
+        found = []
+        small = [k for k, tree in enumerate(trees) if P.program_length(tree.node) <= 3]
+        for lead_row in dict.fromkeys([*np.argsort(mse1)[:lead].tolist(), *small]):
+            if not np.isfinite(mse1[lead_row]):
+                continue
+            basis = _weighted_basis([np.ones(n), H[lead_row]], q)
+            if len(basis) < 2:
+                continue
+            t_res = t - sum(np.mean(q * t * e) * e for e in basis)
+            with np.errstate(all="ignore"):  # |H - projection|^2 and <H, t_res>, per tree
+                c1 = H @ (q * basis[1]) / n
+                norm = size - c0 * c0 - c1 * c1
+                usable = np.isfinite(norm) & (norm > 1e-10 * size)
+                dot = H @ (q * t_res) / n
+                c = np.where(usable, dot / np.where(usable, norm, 1.0), 0.0)
+                mse = np.where(usable, np.mean(q * t_res * t_res) - c * dot, np.inf)
+            mse = np.where(np.isfinite(mse), mse, np.inf)
+            j = int(np.argmin(mse))
+            if np.isfinite(mse[j]):
+                found.append((float(mse[j]), trees[lead_row].node, trees[j].node))
+        out.append([])
+        for _, h1, h2 in sorted(found, key=lambda f: f[0])[:keep]:  # on all rows
+            qa = np.ones(len(X)) if weights is None or weights[i] is None else weights[i] ** 2
+            with np.errstate(all="ignore"):
+                A = np.stack([np.ones(len(X)), evaluate(h1, X), evaluate(h2, X)], axis=1)
+                coef = np.linalg.lstsq(A * np.sqrt(qa)[:, None], t_all * np.sqrt(qa), rcond=None)[0]
+            r = t_all - A @ coef
+            if np.all(np.isfinite(r)):
+                out[-1].append((h1, h2, coef, float(np.mean(qa * r * r) / np.mean(qa))))
+    return out
+
+
+def evaluate(node: P.Node, X: np.ndarray) -> np.ndarray:
+    """Values ``(n,)`` of a constant-free tree (variables and literals) on the rows ``X``."""
+    head = node[0]
+    if head == "x":
+        return X[:, node[1]].astype(float)
+    if head == "lit":
+        return np.full(len(X), float(node[1]))
+    if head in _NUMPY_BINARY:
+        return _NUMPY_BINARY[head](evaluate(node[1], X), evaluate(node[2], X))
+    return _NUMPY_UNARY[head](evaluate(node[1], X))
+
+
+def _weighted_basis(columns: Sequence[np.ndarray], q: np.ndarray) -> list[np.ndarray]:
+    """Gram-Schmidt of ``columns`` (each ``(n,)``) in the inner product ``mean(q u v)``."""
+    basis: list[np.ndarray] = []
+    for v in columns:
+        for e in basis:
+            v = v - np.mean(q * v * e) * e
+        norm = float(np.sqrt(np.mean(q * v * v)))
+        if norm > 1e-12:
+            basis.append(v / norm)
+    return basis
+
+
+def _affinely_distinct(items: list[Item]) -> list[Item]:
+    """The first (smallest) of each group of trees that are affine maps of one another
+    (``h``, ``1 + h``, ``-h`` fit the same lines), by their standardised probe values."""
+    out, seen = [], set()
+    for it in items:
+        with np.errstate(all="ignore"):
+            z = it.fp - it.fp.mean()
+            z = z / (np.sqrt(np.mean(z * z)) + 1e-300)
+            nonzero = z[np.abs(z) > 1e-6]
+            key = np.round(z * (np.sign(nonzero[0]) if nonzero.size else 1.0), 8).tobytes()
+        if key not in seen:
+            seen.add(key)
+            out.append(it)
     return out
 
 

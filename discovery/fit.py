@@ -24,6 +24,9 @@ from discovery import programs as P
 from discovery.expressions import complexity, parametrize
 
 _PENALTY = 1e8  # residual (in units of max|y|) standing in for a non-finite model value
+#: Irrational numbers (pi, sqrt(2), their powers ...) snapping chooses among; naming one
+#: costs ``log(IRRATIONALS)`` nats in a description length.
+IRRATIONALS = 11
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,12 @@ def fit_nodes(
     seed: int = 0,
     chunk: int = 128,
     deadline: float | None = None,
+    weights: np.ndarray | None = None,
 ) -> list[Fit]:
     """Fit the parameters of every tree to ``y`` (shape ``(n,)``) given ``X`` ``(n, d)``.
+
+    ``weights`` ``(n,)`` (default ones) multiply the residuals: ``1/sigma`` of each row,
+    scaled to a mean square of 1, makes ``mse`` a chi-square per row times ``sigma**2``.
 
     ``operators`` is the basis the trees use (only those branches are compiled).
     Starting points are random; ``restarts`` > 1 adds more and keeps the best. With
@@ -77,6 +84,7 @@ def fit_nodes(
     with jax.enable_x64(True):
         Xj = jnp.asarray(X, jnp.float64)
         yj = jnp.asarray(y, jnp.float64)
+        wj = jnp.asarray(np.ones(len(y)) if weights is None else weights, jnp.float64)
         for (length, free), members in groups.items():
             tries = restarts if free else 1
             step = max(chunk // tries, 1)
@@ -92,7 +100,7 @@ def fit_nodes(
                 prog = P.compile_programs(batch + [batch[0]] * (chunk - len(batch)), length)
                 steps = jnp.asarray(iterations if free else 0, jnp.int32)
                 params, mse, jtj = jax.device_get(
-                    P.fit_batch(prog, init, Xj, yj, steps, ops=ops_t, scale=scale)
+                    P.fit_batch(prog, init, Xj, yj, wj, steps, ops=ops_t, scale=scale)
                 )
                 mse = np.where(np.isfinite(mse), mse, np.inf)
                 fitted = True
@@ -141,12 +149,15 @@ def least_squares(
     y: np.ndarray,
     *,
     free: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> Fit:
     """Levenberg-Marquardt fit (MINPACK through scipy) of ``model(p, X)`` to ``y`` ``(n,)``.
 
     Starts at ``p0`` ``(P,)``; ``free`` (bool, shape ``(P,)``, default all) selects the
-    parameters to fit, the others keep their value in ``p0``. ``jtj`` is ``J^T J`` of the
-    free parameters at the solution; ``mse`` is ``inf`` where the model is not finite.
+    parameters to fit, the others keep their value in ``p0``. ``weights`` ``(n,)`` multiply
+    the residuals (chi-square: ``1/sigma``, see :func:`noise_weights`). ``jtj`` is ``J^T J``
+    of the free parameters and the weighted residuals at the solution; ``mse`` (the mean
+    squared weighted residual) is ``inf`` where the model is not finite.
     """
     from scipy.optimize import least_squares as lsq
 
@@ -159,14 +170,15 @@ def least_squares(
         p[idx] = q
         return p
 
-    penalty = _PENALTY * (1.0 + float(np.max(np.abs(y))))
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, float)
+    penalty = _PENALTY * (1.0 + float(np.max(np.abs(w * y))))
 
     def residual(q: np.ndarray) -> np.ndarray:
-        r = model(full(q), X) - y
+        r = w * (model(full(q), X) - y)
         return np.where(np.isfinite(r), r, penalty)
 
     def mse_of(q: np.ndarray) -> float:
-        r = model(full(q), X) - y
+        r = w * (model(full(q), X) - y)
         return float(np.mean(r * r)) if np.all(np.isfinite(r)) else np.inf
 
     none = np.zeros((idx.size, idx.size))
@@ -190,9 +202,14 @@ def least_squares(
 
 
 def refit(
-    exprs: Sequence[sp.Expr], variables: Sequence[sp.Symbol], X: np.ndarray, y: np.ndarray
+    exprs: Sequence[sp.Expr],
+    variables: Sequence[sp.Symbol],
+    X: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None = None,
 ) -> list[tuple[sp.Expr, Fit] | None]:
-    """Refit the floating constants of sympy expressions on all rows (``X`` ``(n, d)``).
+    """Refit the floating constants of sympy expressions on all rows (``X`` ``(n, d)``),
+    with the residuals multiplied by ``weights`` ``(n,)`` when given.
 
     Each expression is compiled to NumPy and fitted by :func:`least_squares` from its
     own constants (no JAX compilation, so the cost grows with the size of each law, not
@@ -203,52 +220,170 @@ def refit(
     """
     X = np.asarray(X, float)
     y = np.asarray(y, float)
-    out: list[tuple[sp.Expr, Fit] | None] = []
-    for expr in exprs:
-        pexpr, syms, values = parametrize(expr)
-        model = numpy_model(pexpr, variables, syms)
-        fit = None if model is None else least_squares(model, values, X, y)
-        if fit is None or not np.isfinite(fit.mse):
-            out.append(None)
-            continue
-        fitted = {s: sp.Float(v, 15) for s, v in zip(syms, fit.params, strict=True)}
-        out.append((pexpr.xreplace(fitted), fit))
-    return out
+    return [Law.of(expr, variables).refit(X, y, weights) for expr in exprs]
 
 
-def stderr(fit: Fit, n_rows: int) -> np.ndarray:
-    """One-sigma uncertainties of the parameters from ``J^T J`` and the residual variance."""
+@dataclass(frozen=True)
+class Law:
+    """A law compiled once for fitting: ``template`` (floats replaced by ``params``), their
+    ``values`` ``(P,)`` and the NumPy ``model(p, X)`` (None when it cannot be compiled)."""
+
+    template: sp.Expr
+    params: tuple[sp.Symbol, ...]
+    values: np.ndarray
+    model: Callable[[np.ndarray, np.ndarray], np.ndarray] | None
+
+    @classmethod
+    def of(cls, expr: sp.Expr, variables: Sequence[sp.Symbol]) -> Law:
+        """Compile ``expr`` in ``variables`` (:func:`numpy_model` of its parametrisation)."""
+        template, params, values = parametrize(expr)
+        return cls(template, params, values, numpy_model(template, variables, params))
+
+    def mse(self, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
+        """Mean squared (weighted) residual with the constants as they are; inf if not finite."""
+        if self.model is None:
+            return np.inf
+        r = (self.model(self.values, X) - y) * (1.0 if weights is None else weights)
+        value = float(np.mean(r * r))
+        return value if math.isfinite(value) else np.inf
+
+    def refit(
+        self, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None
+    ) -> tuple[sp.Expr, Fit] | None:
+        """The law with its constants refitted by :func:`least_squares`, and the fit; None
+        where it cannot be evaluated or fitted."""
+        if self.model is None:
+            return None
+        fit = least_squares(self.model, self.values, X, y, weights=weights)
+        if not np.isfinite(fit.mse):
+            return None
+        fitted = {s: sp.Float(v, 15) for s, v in zip(self.params, fit.params, strict=True)}
+        return self.template.xreplace(fitted), fit
+
+
+def stderr(fit: Fit, n_rows: int, noise: float | None = None) -> np.ndarray:
+    """One-sigma uncertainties ``(P,)`` of the parameters from ``J^T J``.
+
+    ``noise`` is the known standard deviation of the (weighted) residuals, in the units of
+    ``y``; without it, the residual variance of the fit stands in (``mse n / (n - P)``).
+    A direction of the parameters that the data do not constrain at all (an eigenvalue of
+    ``J^T J`` below ``1e-13`` of the largest) gives the parameters along it an infinite
+    uncertainty, instead of the finite one a pseudo-inverse would pretend.
+    """
     k = fit.jtj.shape[0]
     if k == 0:
         return np.zeros(0)
-    sigma2 = fit.mse * n_rows / max(n_rows - k, 1)
+    sigma2 = noise**2 if noise is not None else fit.mse * n_rows / max(n_rows - k, 1)
     try:
-        cov = np.linalg.pinv(fit.jtj) * sigma2
+        lam, vec = np.linalg.eigh(0.5 * (fit.jtj + fit.jtj.T))
     except np.linalg.LinAlgError:
         return np.full(k, np.inf)
-    return np.sqrt(np.abs(np.diag(cov)))
+    flat = lam <= 1e-13 * max(float(np.max(lam, initial=0.0)), 1e-300)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var = (vec**2 / np.where(flat, 1.0, lam)) @ np.ones(k) * sigma2
+    var = np.where((vec[:, flat] ** 2).sum(axis=1) > 1e-6, np.inf, var)
+    return np.sqrt(np.abs(var))
 
 
-def _number_cost(number: sp.Number) -> float:
-    """Nats to write an exact number: integers and rationals by their digits, pi and e as 2."""
-    if number.is_NumberSymbol:
-        return math.log(2.0)
-    if number.is_Rational:
-        p, q = abs(int(number.p)), int(number.q)
-        return math.log(max(p, 1)) + math.log(q)
-    return 0.0
+@dataclass(frozen=True)
+class Noise:
+    """The noise model of a search, from per-row standard deviations ``sigma`` ``(n,)``.
+
+    ``scale`` is ``s = mean(sigma**-2)**-1/2`` in the units of ``y`` (``None``: unknown,
+    to be estimated from the most accurate law); ``weights`` ``(n,)`` are ``s / sigma``
+    (``mean(w**2) = 1``; ``None`` when every row has the same sigma), so that fitting the
+    residuals times ``weights`` is the chi-square fit and ``chi2 = n * mse_w / s**2`` with
+    ``mse_w`` the mean squared weighted residual; ``log_norm`` is ``sum log(sigma / s)``,
+    the rest of the Gaussian normalisation (a constant of the data).
+    """
+
+    weights: np.ndarray | None = None
+    scale: float | None = None
+    log_norm: float = 0.0
+
+    @classmethod
+    def of(cls, sigma: np.ndarray | None) -> Noise:
+        """The noise model of ``sigma`` ``(n,)``, or of unknown noise for ``None``."""
+        if sigma is None:
+            return cls()
+        sigma = np.asarray(sigma, float)
+        scale = float(np.mean(sigma**-2.0) ** -0.5)
+        w = scale / sigma
+        if np.allclose(w, 1.0, rtol=1e-12, atol=0.0):
+            return cls(None, scale, 0.0)
+        return cls(w, scale, float(np.sum(np.log(sigma / scale))))
+
+
+def _number_nodes(number: sp.Expr) -> int:
+    """Nodes of an exact number written as a tree: a rational or a named constant is one,
+    ``sqrt``, squares and reciprocals are unary operations (as :func:`complexity` counts)."""
+    if number.is_Rational or number.is_NumberSymbol or number.is_Atom:
+        return 1
+    if number.is_Pow and number.exp in (2, 3, sp.Rational(1, 2), -1):
+        return 1 + _number_nodes(number.base)
+    if number.is_Pow and number.exp in (-2, -3, sp.Rational(-1, 2)):
+        return 2 + _number_nodes(number.base)
+    return len(number.args) - 1 + sum(_number_nodes(a) for a in number.args)
+
+
+def number_cost(number: sp.Expr, n_kinds: int) -> float:
+    """Nats to write an exact number in a law whose structure has ``n_kinds`` node types.
+
+    ESR's cost of the integers ``log|p| + log q`` of every rational, ``log(IRRATIONALS)``
+    per named constant (pi, E) or surd (the choice among the irrational numbers snapping
+    tries), plus ``log(n_kinds)`` for each node beyond the first of the number's own tree:
+    ``8/pi**2`` (5 nodes) costs ``log 8 + log 11 + 4 log(n_kinds)``, so a composite number
+    only replaces a float where the data determine that float to about one part in
+    ``10**5`` (with ``n_kinds = 5``).
+    """
+    cost = 0.0
+    for atom in number.atoms(sp.Rational, sp.NumberSymbol):
+        if atom.is_NumberSymbol:
+            cost += math.log(IRRATIONALS)
+        elif atom not in (sp.Rational(1, 2), sp.Integer(-1), sp.Integer(2), sp.Integer(-2)):
+            cost += math.log(max(abs(int(atom.p)), 1)) + math.log(int(atom.q))
+    surds = [p for p in sp.preorder_traversal(number) if p.is_Pow and p.base.is_Integer]
+    cost += math.log(IRRATIONALS) * sum(1 for p in surds if not p.exp.is_Integer)
+    return cost + (_number_nodes(number) - 1) * math.log(max(n_kinds, 2))
+
+
+def _exact_numbers(expr: sp.Expr) -> list[sp.Expr]:
+    """The maximal numeric subexpressions of ``expr`` without floats (``8/pi**2``, ``3``)."""
+    if expr.is_number:
+        return [] if expr.atoms(sp.Float) or expr in (1, -1) else [expr]
+    if expr.is_Pow and expr.exp.is_number:  # exponents are part of the structure
+        return _exact_numbers(expr.base) + (
+            [expr.exp] if expr.exp not in (2, 3, -1, sp.Rational(1, 2), -2, -3) else []
+        )
+    if isinstance(expr, sp.Mul | sp.Add):
+        numeric = [a for a in expr.args if a.is_number and not a.atoms(sp.Float)]
+        rest = [a for a in expr.args if a not in numeric]
+        head = [expr.func(*numeric)] if numeric and expr.func(*numeric) not in (1, -1) else []
+        return head + [n for a in rest for n in _exact_numbers(a)]
+    return [n for a in expr.args for n in _exact_numbers(a)]
 
 
 def description_length(
-    expr: sp.Expr, mse: float, n_rows: int, sigma: float, jtj_diag: Mapping[float, float] = {}
+    expr: sp.Expr,
+    mse: float,
+    n_rows: int,
+    sigma: float,
+    jtj_diag: Mapping[float, float] = {},
+    *,
+    log_norm: float = 0.0,
 ) -> float:
     """Minimum description length of a law in nats (Bartlett et al.'s ESR form).
 
-    Gaussian negative log-likelihood with noise ``sigma`` plus the cost of the structure
+    Gaussian negative log-likelihood ``chi2/2 + n log(sigma sqrt(2 pi))`` with
+    ``chi2 = n mse / sigma**2`` (``mse`` the mean squared residual, weighted by
+    :func:`noise_weights` when the rows have their own sigma; ``log_norm`` then adds
+    ``sum_i log(sigma_i / sigma)``, a constant of the data), plus the cost of the structure
     (``k log n`` for ``k`` nodes over ``n`` distinct node types), of each float parameter
-    (``log|theta| + log(I)/2 - log(3)/2``, floored at 0) and of each exact number.
+    (``log|theta| + log(I)/2 - log(3)/2`` with ``I`` the Fisher information
+    ``jtj_diag[theta] / sigma**2``, default ``n / sigma**2``, floored at 0) and of each
+    exact number (:func:`number_cost`).
     """
-    nll = 0.5 * n_rows * (mse / sigma**2 + math.log(2 * math.pi * sigma**2))
+    nll = 0.5 * n_rows * (mse / sigma**2 + math.log(2 * math.pi * sigma**2)) + log_norm
     k = complexity(expr)
     kinds = {type(a).__name__ for a in sp.preorder_traversal(expr) if not a.is_Number}
     kinds |= {str(a) for a in expr.free_symbols}
@@ -259,5 +394,5 @@ def description_length(
         info = jtj_diag.get(float(value), n_rows) / sigma**2
         term = math.log(abs(float(value)) + 1e-300) + 0.5 * math.log(info + 1e-300)
         param_cost += max(0.0, term - 0.5 * math.log(3.0))
-    exact = sum(_number_cost(a) for a in expr.atoms(sp.Number, sp.NumberSymbol) if a not in floats)
+    exact = sum(number_cost(a, len(kinds)) for a in _exact_numbers(expr))
     return float(nll + structure + param_cost + exact)

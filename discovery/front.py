@@ -2,9 +2,11 @@
 
 A :class:`Candidate` is one law: a sympy expression in the variables with its fitted
 constants written in as floats (exact numbers stay exact), its complexity, mean squared
-error (``loss``), description length in nats and the one-sigma uncertainties of its
-float constants. A :class:`ParetoFront` keeps, for each complexity, the most accurate
-candidate that beats every simpler one, and selects among them.
+error (``loss``; weighted by ``1/sigma`` when the rows have their own, see
+:class:`discovery.fit.Noise`), chi-square when the noise was given, description length in
+nats, the one-sigma uncertainties of its float constants and the constants that were
+snapped or pruned to exact numbers. A :class:`ParetoFront` keeps, for each complexity,
+the most accurate candidate that beats every simpler one, and selects among them.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ class Candidate:
     constants: tuple[tuple[float, float], ...] = ()  # (value, one-sigma uncertainty)
     backend: str = ""
     score: float = 0.0
+    #: constants replaced by exact numbers: (exact number, fitted value, its one-sigma
+    #: uncertainty then, "snapped" or "pruned")
+    fixed: tuple[tuple[str, float, float, str], ...] = ()
+    #: chi-square of the law when the noise of ``y`` was given (``sigma``), else None
+    chi2: float | None = None
 
     def latex(self) -> str:
         """LaTeX of the expression."""
@@ -73,7 +80,21 @@ class Candidate:
             "loss": _finite(self.loss),
             "description_length": _finite(self.description_length),
             "score": _finite(self.score),
-            "constants": [{"value": v, "uncertainty": _finite(u)} for v, u in self.constants],
+            "chi2": None if self.chi2 is None else _finite(self.chi2),
+            "constants": [
+                {"value": v, "uncertainty": _finite(u), "status": "fitted"}
+                for v, u in self.constants
+            ]
+            + [
+                {
+                    "value": float(sp.sympify(exact)),
+                    "exact": exact,
+                    "fitted": fitted,
+                    "uncertainty": _finite(u),
+                    "status": how,
+                }
+                for exact, fitted, u, how in self.fixed
+            ],
             "backend": self.backend,
         }
 
@@ -86,10 +107,18 @@ class Candidate:
             loss=_unfinite(data["loss"]),
             description_length=_unfinite(data["description_length"]),
             constants=tuple(
-                (float(c["value"]), _unfinite(c["uncertainty"])) for c in data["constants"]
+                (float(c["value"]), _unfinite(c["uncertainty"]))
+                for c in data["constants"]
+                if c.get("status", "fitted") == "fitted"
             ),
             backend=data.get("backend", ""),
             score=_unfinite(data.get("score", 0.0)),
+            fixed=tuple(
+                (c["exact"], float(c["fitted"]), _unfinite(c["uncertainty"]), c["status"])
+                for c in data["constants"]
+                if c.get("status", "fitted") != "fitted"
+            ),
+            chi2=None if data.get("chi2") is None else _unfinite(data["chi2"]),
         )
 
 

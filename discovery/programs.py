@@ -224,35 +224,40 @@ def _evaluate(op, a, b, arg, lit, p, X, ops: tuple[str, ...]):
 
 
 @functools.partial(jax.jit, static_argnames=("ops", "scale"))
-def fit_batch(prog: Programs, p0, X, y, iterations, *, ops: tuple[str, ...], scale: bool):
-    """Levenberg-Marquardt fit of each program's parameters to ``y``.
+def fit_batch(prog: Programs, p0, X, y, w, iterations, *, ops: tuple[str, ...], scale: bool):
+    """Levenberg-Marquardt fit of each program's parameters to ``y``, residuals times ``w``.
 
-    ``p0`` has shape ``(B, P)``; ``iterations`` (a traced integer, so that one compiled
-    kernel serves fits with and without iterations) is the number of LM steps; ``ops``
-    are the operators the programs use, in :data:`OPCODES` order. Returns
+    ``p0`` has shape ``(B, P)``; ``y`` and the row weights ``w`` ``(n,)``; ``iterations``
+    (a traced integer, so that one compiled kernel serves fits with and without
+    iterations) is the number of LM steps; ``ops`` are the operators the programs use,
+    in :data:`OPCODES` order. Returns
     ``(params (B, P), mse (B,), jtj (B, P, P))`` where ``mse`` is ``inf`` for programs
     that evaluate to NaN or inf. With ``scale``, each program ``g`` is fitted as
     ``s * g`` with ``s`` projected out in closed form (variable projection); the
     returned params then end with ``s``.
     """
 
-    def predict(p, one):
+    w2 = w * w
+
+    def scale_of(g):
+        gg = jnp.sum(w2 * g * g)
+        return jnp.sum(w2 * g * y) / jnp.where(gg > 0, gg, 1.0)
+
+    def predict(p, one):  # weighted: the residual is y w - predict
         g = _evaluate(*one, p, X, ops)
-        if not scale:
-            return g
-        gg = jnp.sum(g * g)
-        s = jnp.sum(g * y) / jnp.where(gg > 0, gg, 1.0)
-        return s * g
+        return w * (scale_of(g) * g if scale else g)
+
+    yw = y * w
 
     def fit_one(one, p):
         def loss(p):
-            r = y - predict(p, one)
+            r = yw - predict(p, one)
             m = jnp.mean(r * r)
             return jnp.where(jnp.isfinite(m), m, jnp.inf)
 
         def body(_, state):
             p, lam, cur = state
-            r = y - predict(p, one)
+            r = yw - predict(p, one)
             J = jax.jacfwd(lambda q: predict(q, one))(p)
             J = jnp.where(jnp.isfinite(J), J, 0.0)
             JtJ = J.T @ J
@@ -272,9 +277,7 @@ def fit_batch(prog: Programs, p0, X, y, iterations, *, ops: tuple[str, ...], sca
         J = jnp.where(jnp.isfinite(J), J, 0.0)
         out = p
         if scale:
-            g = _evaluate(*one, p, X, ops)
-            gg = jnp.sum(g * g)
-            out = jnp.concatenate([p, (jnp.sum(g * y) / jnp.where(gg > 0, gg, 1.0))[None]])
+            out = jnp.concatenate([p, scale_of(_evaluate(*one, p, X, ops))[None]])
         return out, cur, J.T @ J
 
     return jax.vmap(fit_one)(tuple(prog), p0)

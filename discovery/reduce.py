@@ -104,6 +104,7 @@ def power_law_reduction(
     max_denominator: int = 4,
     tol: float = 0.03,
     max_monomial: int = 4,
+    weights: np.ndarray | None = None,
 ) -> Reduction | None:
     """The simplest inputs ``g`` needs once ``y / prod x_i**a_i`` is divided out.
 
@@ -124,7 +125,8 @@ def power_law_reduction(
     positive = [i for i in range(d) if np.all(X[:, i] > 0)]
     X, y = X[rows], y[rows]
     n = len(y)
-    w = np.abs(y) / np.sqrt(np.mean(y**2))
+    w = np.abs(y) * (1.0 if weights is None else np.asarray(weights, float)[rows])
+    w = w / np.sqrt(np.mean(w**2))
     ly = np.log(np.abs(y))
     with np.errstate(all="ignore"):
         logs = np.where(X > 0, np.log(np.abs(X)), 0.0)
@@ -135,6 +137,8 @@ def power_law_reduction(
             if any(i not in positive for i in outside):
                 continue
             feats = _features(X[:, subset], 8 if size == 1 else 6)
+            if all(i in positive for i in subset):  # g may hold powers of its variables
+                feats = np.concatenate([feats, logs[:, list(subset)]], axis=1)
             rms, exps = _residual(ly, logs[:, outside], feats, w)
             fits.append((size, rms, subset, (), outside, exps, feats))
     if d >= 2:

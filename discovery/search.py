@@ -7,17 +7,20 @@ The ``auto`` pipeline spends the budget where laws are found, not fits:
    monomial input ``u = prod x_j**(+-1)`` of which ``g`` is a function;
 2. the affine stage: ``T(g) = a + b h`` solved in closed form for every small
    constant-free tree ``h`` and the transforms ``T`` of :data:`_TRANSFORMS` (with one
-   input, also ``h(k u)`` on a grid of ``k`` and ``g u**p``), on the reduced problem
-   (or on the full one when there is none);
+   input, also ``h(k u)`` on a grid of ``k`` and ``g u**p``; the number 1 is a leaf of
+   ``h``), and a leading term plus a correction ``T(g) = a + b h1 + c h2``, on the
+   reduced problem and the full one; then shifted and broken
+   power laws of that input when there is one (:mod:`discovery.families`:
+   ``T(g) = a + b |u + c|**p``, ``g = A (u + c)**q (1 + B (u + c)**p)**r``);
 3. exhaustive enumeration (:mod:`discovery.exhaustive`) of every distinct small
    expression, on the reduced problem and on the full one, complete below its bound;
 4. Operon (:mod:`discovery.operon_backend`) with the remaining time, for larger laws;
 5. shared post-processing of every candidate from any backend: merging of products of
-   fitted constants, refit of the constants
-   on all rows (Levenberg-Marquardt on the law compiled to NumPy, :func:`fit.refit`),
-   snapping of constants to exact numbers while the description length drops,
-   simplification, and the dimensional-analysis filter when units are given; the
-   Pareto front then offers the four selection criteria.
+   fitted constants, refit of the constants on all rows (Levenberg-Marquardt on the law
+   compiled to NumPy, :func:`fit.refit`; chi-square when ``sigma`` is given), pruning of
+   the constants the data do not determine, snapping of constants to exact numbers
+   while the description length drops, simplification, and the dimensional-analysis
+   filter when units are given; the Pareto front then offers the four selection criteria.
 
 Every stage runs against the deadlines of ``budget_s`` (:class:`discovery.budget.Budget`):
 the search stages share ``SEARCH_SHARE`` of it, the post-processing the rest; the front
@@ -35,7 +38,7 @@ from fractions import Fraction
 import numpy as np
 import sympy as sp
 
-from discovery import exhaustive, fit, postprocess, programs
+from discovery import exhaustive, families, fit, postprocess, programs
 from discovery import units as unitlib
 from discovery.budget import Budget
 from discovery.expressions import check_names, complexity, make_symbols
@@ -46,6 +49,8 @@ from discovery.reduce import power_law_reduction
 BACKENDS = ("auto", "operon", "pysr", "exhaustive")
 #: Laws snapped, by description length, before the final ranking (plus the most accurate).
 SNAP_BEST = 4
+#: Seconds the enumeration of the leading-term-plus-correction search gets at least.
+PAIR_MIN_S = 2.0
 
 
 def _validate(X, y, variables, max_complexity, budget_s, backend, target):
@@ -88,6 +93,38 @@ def _validate(X, y, variables, max_complexity, budget_s, backend, target):
     return X, y, variables
 
 
+def validate_sigma(sigma, noise, n: int) -> np.ndarray | None:
+    """Per-row standard deviations ``(n,)`` from ``sigma`` (or the older scalar ``noise``).
+
+    Raises ``ValueError`` naming the parameter, the value and what is allowed: a positive
+    finite number, or an array of ``n`` positive finite numbers.
+    """
+    if sigma is not None and noise is not None:
+        raise ValueError(f"sigma={sigma!r} and noise={noise!r}; allowed: one of them, not both")
+    name, value = ("sigma", sigma) if sigma is not None else ("noise", noise)
+    if value is None:
+        return None
+    allowed = f"allowed: a positive finite number, or an array of {n} positive finite numbers"
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} is not numeric; {allowed}") from None
+    if arr.ndim == 0:
+        if not (math.isfinite(float(arr)) and float(arr) > 0):
+            raise ValueError(f"{name}={value!r}; {allowed}")
+        return np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise ValueError(f"{name} has shape {arr.shape}; {allowed} (one per row of y)")
+    bad = ~np.isfinite(arr) | (arr <= 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{name} has {int(bad.sum())} non-positive or non-finite values "
+            f"(first: {name}[{i}]={arr[i]!r}); {allowed}"
+        )
+    return arr
+
+
 def _exhaustive_bound(n_vars: int) -> int:
     """Enumeration bound (nodes, scale not counted) that a search completes on 2 cores
     within the share of a one-minute budget (a few thousand trees)."""
@@ -95,12 +132,12 @@ def _exhaustive_bound(n_vars: int) -> int:
 
 
 def _exhaustive_candidates(
-    X, y, symbols, operators, bound, var_dims, target_dims, seed, deadline, clock, keep=15
+    X, y, symbols, operators, bound, var_dims, target_dims, seed, deadline, clock, w, keep=15
 ) -> tuple[list[sp.Expr], float]:
     """Best trees of an exhaustive search (per size and overall) as sympy with float constants.
 
-    Also returns the lowest mean squared error relative to ``mean(y**2)``. A search that
-    reached ``deadline`` is recorded as cut short on ``clock``.
+    Also returns the lowest mean squared (weighted by ``w`` ``(n,)`` or None) error relative
+    to ``mean(y**2)``. A search that reached ``deadline`` is recorded as cut short on ``clock``.
     """
     res = exhaustive.search(
         X,
@@ -111,6 +148,7 @@ def _exhaustive_candidates(
         target_dims=target_dims,
         seed=seed,
         deadline=deadline,
+        weights=w,
     )
     if time.monotonic() > deadline:
         clock.cut(
@@ -133,55 +171,62 @@ def _exhaustive_candidates(
         *consts, scale = res.params[i]
         params = [sp.Float(c, 15) for c in consts]
         out.append(sp.Float(scale, 15) * programs.to_sympy(res.nodes[i], symbols, params))
-    best = float(np.min(res.mse, initial=np.inf)) / max(float(np.mean(y**2)), 1e-300)
+    ww = 1.0 if w is None else w * w
+    best = float(np.min(res.mse, initial=np.inf)) / max(float(np.mean(ww * y**2)), 1e-300)
     return out, best
 
 
-#: Transformed targets ``T(z)`` for small exhaustive searches, and the law ``z = T^-1(e)``
-#: (``sign`` is that of ``z``): the law is often simpler on one of them, as in
-#: ``z = 1/sqrt(1 - u**2)``, which is ``1/z**2 = 1 - u**2``.
+#: Transformed targets ``T(z)`` for small exhaustive searches, the law ``z = T^-1(e)``
+#: (``sign`` is that of ``z``) and ``|dT/dz|`` (which carries the noise of ``z`` to ``T``):
+#: the law is often simpler on one of them, as in ``z = 1/sqrt(1 - u**2)``, which is
+#: ``1/z**2 = 1 - u**2``.
 _TRANSFORMS = {
-    "inverse": (lambda z: 1 / z, lambda e, sign: 1 / e),
-    "square": (lambda z: z**2, lambda e, sign: sign * sp.sqrt(e)),
-    "inverse square": (lambda z: 1 / z**2, lambda e, sign: sign / sp.sqrt(e)),
-    "log": (lambda z: np.log(np.abs(z)), lambda e, sign: sign * sp.exp(e)),
+    "inverse": (lambda z: 1 / z, lambda e, sign: 1 / e, lambda z: z**-2),
+    "square": (lambda z: z**2, lambda e, sign: sign * sp.sqrt(e), lambda z: 2 * np.abs(z)),
+    "inverse square": (
+        lambda z: 1 / z**2,
+        lambda e, sign: sign / sp.sqrt(e),
+        lambda z: 2 * np.abs(z) ** -3,
+    ),
+    "log": (lambda z: np.log(np.abs(z)), lambda e, sign: sign * sp.exp(e), lambda z: 1 / np.abs(z)),
 }
 
 
-def _affine_candidates(Z, z, syms, ops, deadline) -> list[sp.Expr]:
+def _affine_candidates(Z, z, syms, ops, deadline, weights=None) -> list[sp.Expr]:
     """Laws ``z = T^-1(a + b h(Z))`` for constant-free trees ``h`` and each transform ``T``.
 
     :func:`exhaustive.affine_search` fits the line in closed form on the identity and on
     each target of :data:`_TRANSFORMS` (those needing one sign only when ``z`` has one);
-    ``Z`` has shape ``(n, m)``, ``z`` ``(n,)``. With one input ``u``, small trees of a
-    scaled input ``h(k u)`` are tried too, on the targets ``z u**p`` for ``|p| <= 2``:
-    ``u/(exp(k u) - 1)`` is ``1/(z/u) = -1 + exp(k u)``.
+    ``Z`` has shape ``(n, m)``, ``z`` ``(n,)``; ``weights`` ``(n,)`` (``1/sigma`` of ``z``)
+    weight the residuals, carried to each transformed target by ``|dT/dz|``. With one input
+    ``u``, small trees of a scaled input ``h(k u)`` are tried too, on the targets
+    ``z u**p`` for ``|p| <= 2``: ``u/(exp(k u) - 1)`` is ``1/(z/u) = -1 + exp(k u)``.
+    Last, a leading term and a correction ``T(z) = a + b h1 + c h2``
+    (:func:`exhaustive.affine_pair_search`), as in ``log z = log(x) (0.6 + 0.05 w)``.
     """
     one_sign = bool(np.all(z > 0) or np.all(z < 0))
     sign = 1 if z[0] > 0 else -1
-    transforms = {"identity": (lambda v: v, lambda e, s: e)}
+    transforms = {"identity": (lambda v: v, lambda e, s: e, np.ones_like)}
     transforms |= {k: v for k, v in _TRANSFORMS.items() if one_sign or k == "inverse"}
     # (power p, tree size, scales k, laws kept per target); trees of 3 nodes always run
     runs = [(0, _affine_bound(Z.shape[1]), (1.0,), 3)]
     if Z.shape[1] == 1 and np.all(Z > 0):
         runs += [(p, 3, tuple(np.geomspace(0.01, 100, 61)), 1) for p in (0, -1, 1, -2, 2)]
     out = []
-    start, slot = time.monotonic(), max(deadline - time.monotonic(), 0) / len(runs)
+    start, slot = time.monotonic(), max(deadline - time.monotonic(), 0) / (len(runs) + 1)
     for r, (power, bound, scales, keep) in enumerate(runs):
-        with np.errstate(all="ignore"):
-            zp = z * Z[:, 0] ** power if power else z
-            targets = [(forward(zp), inverse) for forward, inverse in transforms.values()]
-        targets = [(t, inv) for t, inv in targets if np.all(np.isfinite(t))]
+        targets = _targets(z, Z, power, transforms, weights)
         results = exhaustive.affine_search(
             Z,
-            [t for t, _ in targets],
+            [t for t, _, _ in targets],
             ops,
             bound,
             scales=scales,
             keep=keep,
             deadline=start + (r + 1) * slot,
+            weights=[w for _, _, w in targets],
         )
-        for (t, inverse), best in zip(targets, results, strict=True):
+        for (t, inverse, _), best in zip(targets, results, strict=True):
             for node, k, a, b, mse in best:
                 if power and mse > 1e-3 * float(np.var(t)):  # scaled trees: near-exact only
                     continue
@@ -193,12 +238,39 @@ def _affine_candidates(Z, z, syms, ops, deadline) -> list[sp.Expr]:
                     out.append(law * syms[0] ** -power)
                 else:  # cancel the fractions that larger trees leave (not past the deadline)
                     out.append(postprocess.tidy(law) if time.monotonic() < deadline else law)
+    targets = _targets(z, Z, 0, transforms, weights)
+    pairs = exhaustive.affine_pair_search(
+        Z,
+        [t for t, _, _ in targets],
+        ops,
+        _affine_bound(Z.shape[1]),
+        deadline=max(deadline, time.monotonic() + PAIR_MIN_S),
+        weights=[w for _, _, w in targets],
+    )
+    for (_, inverse, _), best in zip(targets, pairs, strict=True):
+        for h1, h2, coef, _ in best:
+            a, b, c = (sp.Float(v, 15) for v in coef)
+            terms = [programs.to_sympy(h, syms, []) for h in (h1, h2)]
+            out.append(inverse(a + b * terms[0] + c * terms[1], sign))
     return out
+
+
+def _targets(z, Z, power, transforms, weights) -> list[tuple[np.ndarray, object, object]]:
+    """``(T(z u**power), T^-1, weights of T)`` for each transform ``T`` of ``transforms``
+    (``u = Z[:, 0]``; weights None when ``weights`` is), the non-finite targets left out."""
+    with np.errstate(all="ignore"):
+        zp = z * Z[:, 0] ** power if power else z
+        wp = None if weights is None else weights / Z[:, 0] ** power
+        targets = [
+            (forward(zp), inverse, None if wp is None else wp / slope(zp))
+            for forward, inverse, slope in transforms.values()
+        ]
+    return [t for t in targets if np.all(np.isfinite(t[0]))]
 
 
 def _affine_bound(n_vars: int) -> int:
     """Size of the constant-free trees of the affine stage (about a second of enumeration)."""
-    return {1: 5, 2: 5}.get(n_vars, 4)
+    return {1: 6, 2: 5}.get(n_vars, 4)
 
 
 def discover(
@@ -214,6 +286,7 @@ def discover(
     *,
     target: str = "y",
     noise: float | None = None,
+    sigma: float | Sequence[float] | np.ndarray | None = None,
     progress: bool = False,
 ) -> ParetoFront:
     """Find closed-form laws ``y = f(X)``; returns their Pareto front.
@@ -237,15 +310,20 @@ def discover(
     seed : random seed of every backend.
     backend : ``"auto"`` (the whole pipeline), ``"operon"``, ``"pysr"`` (falls back to
         ``"auto"`` with one line on stderr when PySR/Julia cannot start) or ``"exhaustive"``.
-    noise : the noise standard deviation of ``y`` if known (else estimated).
+    sigma : the standard deviation of ``y`` (units of ``y``), one per row ``(n_rows,)`` or
+        one for all; the likelihood becomes the chi-square ``sum((f(X) - y)**2 / sigma**2)``
+        in the fits (Operon's excepted), refits, uncertainties, description lengths and
+        selection, and ``loss`` is then ``chi2 / n_rows`` times ``mean(sigma**-2)**-1``.
+        Without it the noise is estimated from the most accurate law.
+    noise : the older name of a scalar ``sigma`` (give one of them).
 
     The front records the seconds spent per stage (``timings``) and what was cut short.
     """
     X, y, names = _validate(X, y, variables, max_complexity, budget_s, backend, target)
     ops = parse_operators(operators)
     unit_map = unitlib.parse_unit_map(units, [*names, target])
-    if noise is not None and not (math.isfinite(noise) and noise > 0):
-        raise ValueError(f"noise={noise!r}; allowed: a positive standard deviation or None")
+    noise_model = fit.Noise.of(validate_sigma(sigma, noise, len(y)))
+    w = noise_model.weights
     symbols = make_symbols(names, X)
     var_dims = exhaustive.dims_of_variables(names, unit_map)
     target_dims = unit_map.get(target) if var_dims is not None else None
@@ -284,13 +362,13 @@ def discover(
         clock.stage("exhaustive")
         bound = min(max_complexity, _exhaustive_bound(X.shape[1]) + 1)
         raw += _exhaustive_candidates(
-            X, y, symbols, ops, bound, var_dims, target_dims, seed, deadline, clock
+            X, y, symbols, ops, bound, var_dims, target_dims, seed, deadline, clock, w
         )[0]
     if used == "auto":
-        raw += _pipeline(X, y, symbols, ops, max_complexity, var_dims, target_dims, seed, clock)
+        raw += _pipeline(X, y, symbols, ops, max_complexity, var_dims, target_dims, seed, clock, w)
     if used == "operon":
         raw += _operon(X, y, symbols, ops, max_complexity, seed, clock, "operon", deadline)
-    cands = _postprocess(raw, X, y, symbols, noise, unit_map, var_dims, target, used, clock)
+    cands = _postprocess(raw, X, y, symbols, noise_model, unit_map, var_dims, target, used, clock)
     clock.stage(None)
     return ParetoFront.build(
         cands,
@@ -335,20 +413,23 @@ def _operon(X, y, symbols, ops, max_complexity, seed, clock, stage, until) -> li
 
 
 def _pipeline(
-    X, y, symbols, ops, max_complexity, var_dims, target_dims, seed, clock
+    X, y, symbols, ops, max_complexity, var_dims, target_dims, seed, clock, w
 ) -> list[sp.Expr]:
+    """Candidates of the ``auto`` backend (module docstring); ``w`` ``(n,)`` or None weights
+    the residuals (``1/sigma`` of each row, :class:`discovery.fit.Noise`)."""
     out: list[sp.Expr] = []
     d = X.shape[1]
     exact = 1e-20  # relative mean squared error of a law reproducing y to round-off
     best = np.inf
     deadline = clock.search_end
     clock.stage("power-law reduction")
-    red = power_law_reduction(X, y)
+    red = power_law_reduction(X, y, weights=w)
     factor = sp.Integer(1)
     reduced = red is not None and bool(red.subset or red.monomial)
     if red is not None:
         factor = sp.Mul(*[symbols[i] ** _exact_or_float(a) for i, a in red.exponents.items()])
         z = y / red.factor(X)
+        wz = None if w is None else w * np.abs(red.factor(X))  # sigma of z: sigma / factor
         Z, zsyms = red.inputs(X), red.input_symbols(symbols)
         if not reduced:  # a power law: its constant, and the exact numbers near it
             scale = float(np.sum(z * red.factor(X) ** 2) / np.sum(red.factor(X) ** 2))
@@ -359,7 +440,8 @@ def _pipeline(
         else:
             clock.stage("affine (reduced)")
             share = time.monotonic() + 0.2 * clock.left(deadline)
-            out += [e * factor for e in _affine_candidates(Z, z, zsyms, ops, share)]
+            out += [e * factor for e in _affine_candidates(Z, z, zsyms, ops, share, wz)]
+            out += [e * factor for e in _families(Z, z, zsyms, wz, deadline, clock)]
             clock.stage("exhaustive (reduced)")
             sub_dims = red.input_dims(var_dims) if var_dims is not None else None
             sub_target = None
@@ -369,18 +451,19 @@ def _pipeline(
             share = time.monotonic() + 0.4 * clock.left(deadline)
             bound = _exhaustive_bound(Z.shape[1])
             g, best = _exhaustive_candidates(
-                Z, z, zsyms, ops, bound, sub_dims, sub_target, seed, share, clock
+                Z, z, zsyms, ops, bound, sub_dims, sub_target, seed, share, clock, wz
             )
             out += [e * factor for e in g]
-    if best > exact and not reduced:
+    if best > exact:  # also when reduced: the reduction may only be close (0.55 vs 0.6)
         clock.stage("affine")
         share = time.monotonic() + 0.1 * clock.left(deadline)
-        out += _affine_candidates(X, y, symbols, ops, share)
+        out += _affine_candidates(X, y, symbols, ops, share, w)
+        out += _families(X, y, symbols, w, deadline, clock)
     if best > exact:
         clock.stage("exhaustive")
         share = time.monotonic() + (0.3 if reduced else 0.5) * clock.left(deadline)
         g, rel = _exhaustive_candidates(
-            X, y, symbols, ops, _exhaustive_bound(d), var_dims, target_dims, seed, share, clock
+            X, y, symbols, ops, _exhaustive_bound(d), var_dims, target_dims, seed, share, clock, w
         )
         out += g
         best = min(best, rel)
@@ -394,27 +477,64 @@ def _pipeline(
     return out
 
 
-def _round_off(expr, fitres, symbols, X, y):
-    """``(expr, fit)`` with constants that are exact up to round-off written exactly
+def _families(Z, z, syms, w, deadline, clock) -> list[sp.Expr]:
+    """Shifted and broken power laws (:mod:`discovery.families`) when ``Z`` ``(n, m)`` has
+    one input; ``z`` ``(n,)``, ``w`` its residual weights or None. Up to 10% of the search
+    time left; nothing with more inputs."""
+    if Z.shape[1] != 1:
+        return []
+    clock.stage("families")
+    share = time.monotonic() + 0.1 * clock.left(deadline)
+    u, sym = Z[:, 0], syms[0]
+    out = families.shifted_power_laws(u, z, sym, weights=w)
+    return out + families.broken_power_laws(u, z, sym, weights=w, deadline=share)
+
+
+def _round_off(expr, fitres, symbols, X, y, w):
+    """``(expr, fit, fixed)`` with constants that are exact up to round-off written exactly
     (:func:`discovery.postprocess.round_off`), refitted when any changed."""
     exact = postprocess.round_off(expr)
     if exact == expr:
-        return expr, fitres
-    (refitted,) = fit.refit([exact], symbols, X, y)
-    return refitted if refitted is not None else (expr, fitres)
+        return expr, fitres, []
+    (refitted,) = fit.refit([exact], symbols, X, y, w)
+    if refitted is None:
+        return expr, fitres, []
+    fixed = [postprocess.Fixed(new, old, 0.0, "snapped") for old, new in _replaced(expr, exact)]
+    return (*refitted, fixed)
+
+
+def _replaced(expr: sp.Expr, exact: sp.Expr) -> list[tuple[float, sp.Expr]]:
+    """``(fitted value, exact number)`` of the floats of ``expr`` that ``exact`` lacks."""
+    kept = {float(f) for f in exact.atoms(sp.Float)}
+    out = []
+    for f in sorted(expr.atoms(sp.Float), key=sp.default_sort_key):
+        if float(f) not in kept:
+            frac = Fraction(float(f)).limit_denominator(12)
+            out.append((float(f), sp.Rational(frac.numerator, frac.denominator)))
+    return out
 
 
 def _postprocess(
     raw, X, y, symbols, noise, unit_map, var_dims, target, backend, clock
 ) -> list[Candidate]:
-    """Refit, estimate the noise, snap, simplify, filter by units; candidates with statistics.
+    """Refit, estimate the noise, prune, snap, simplify, filter by units; candidates with
+    statistics. ``noise`` is the :class:`discovery.fit.Noise` of the rows.
 
-    Refitting may use 60% of the time left (see ``Budget.post_end``), snapping 75% of
-    what remains after it; what does not fit is recorded with ``clock.cut``.
+    Refitting may use 60% of the time left (see ``Budget.post_end``), pruning and snapping
+    75% of what remains after it; what does not fit is recorded with ``clock.cut``.
     """
     n = len(y)
+    w = noise.weights
     unique = list(dict.fromkeys(postprocess.merge_constants(e) for e in raw))
     clock.stage("refit")
+    # the most accurate of each complexity first, then the second of each ...: when the
+    # budget cuts the refits short, it cuts the worst of each size, not the simple laws
+    laws = {e: fit.Law.of(e, symbols) for e in unique}
+    prior = {e: laws[e].mse(X, y, w) for e in unique}
+    rank: dict[sp.Expr, int] = {}
+    for e in sorted(unique, key=prior.__getitem__):
+        rank[e] = sum(1 for o in rank if complexity(o) == complexity(e))
+    unique.sort(key=lambda e: (rank[e], prior[e]))
     end = clock.post_end()
     refit_end = time.monotonic() + 0.6 * clock.left(end)
     refitted = []
@@ -422,26 +542,40 @@ def _postprocess(
         if time.monotonic() > refit_end:
             clock.cut(f"refit: {len(unique) - k} of {len(unique)} candidates not refitted")
             break
-        refitted += fit.refit([expr], symbols, X, y)
-    fitted = [_round_off(e, f, symbols, X, y) for e, f in (r for r in refitted if r is not None)]
+        refitted.append(laws[expr].refit(X, y, w))
+    fitted = [_round_off(e, f, symbols, X, y, w) for e, f in (r for r in refitted if r is not None)]
     if not fitted:
         return []
-    best_mse = min(f.mse for _, f in fitted)
+    best_mse = min(f.mse for _, f, _ in fitted)
+    ww = 1.0 if w is None else w * w
     sigma = (
-        noise
-        if noise is not None
-        else math.sqrt(max(best_mse, 1e-16 * float(np.mean(y**2)), 1e-300))
+        noise.scale
+        if noise.scale is not None
+        else math.sqrt(max(best_mse, 1e-16 * float(np.mean(ww * y**2)), 1e-300))
     )
+    known = noise.scale
+    common = {"weights": w, "known": known, "log_norm": noise.log_norm}
 
     def stats(expr, fitres):
         info = {}
         if fitres is not None:
             floats = sorted(expr.atoms(sp.Float), key=sp.default_sort_key)
             info = {float(f): float(v) for f, v in zip(floats, np.diag(fitres.jtj), strict=False)}
-        return fit.description_length(expr, fitres.mse, n, sigma, info)
+        return fit.description_length(expr, fitres.mse, n, sigma, info, log_norm=noise.log_norm)
 
+    clock.stage("pruning")
+    prune_end = time.monotonic() + 0.3 * max(clock.left(end), 0)
+    pruned = []
+    for k, (e, f, fixed) in enumerate(fitted):
+        if time.monotonic() > prune_end:
+            clock.cut(f"pruning: {len(fitted) - k} of {len(fitted)} laws not checked")
+            pruned += fitted[k:]
+            break
+        e2, f2, more = postprocess.prune(e, f, symbols, X, y, sigma, deadline=prune_end, **common)
+        pruned.append((e2, f2, fixed + more))
     clock.stage("snapping")
-    scored = sorted(((stats(e, f), e, f) for e, f in fitted), key=lambda t: t[0])
+    scored = sorted(((stats(e, f), e, f) for e, f, _ in pruned), key=lambda t: t[0])
+    history = {e: fixed for e, _, fixed in pruned}
     # snap the most promising laws: the best by description length and the most accurate
     # (with noise, several forms fit within it; only snapped can the exact one win)
     by_loss = sorted(scored, key=lambda t: t[2].mse)[:1]
@@ -452,13 +586,16 @@ def _postprocess(
         if time.monotonic() > snap_end:
             clock.cut(f"snapping: {len(todo) - k} of {len(todo)} laws not snapped in the budget")
             break
-        snapped, mse, dl = postprocess.snap(expr, symbols, X, y, sigma, deadline=snap_end)
+        snapped, _, _, fixed = postprocess.snap(
+            expr, symbols, X, y, sigma, deadline=snap_end, **common
+        )
         if snapped != expr:
-            tidy, plain = fit.refit([postprocess.tidy(snapped), snapped], symbols, X, y)
+            tidy, plain = fit.refit([postprocess.tidy(snapped), snapped], symbols, X, y, w)
             if tidy is not None and (plain is None or tidy[1].mse <= plain[1].mse * (1 + 1e-6)):
                 plain = tidy
             if plain is not None:
                 results[plain[0]] = (plain[1], stats(*plain))
+                history[plain[0]] = history.get(expr, []) + fixed
         if time.monotonic() > snap_end:
             clock.cut(f"snapping: law {k + 1} of {len(todo)} cut short by the budget")
     clock.stage("units and statistics")
@@ -479,7 +616,7 @@ def _postprocess(
     for expr, (fitres, dl) in results.items():
         if not ok[expr] or dl > shortest[complexity(expr)]:
             continue
-        errs = fit.stderr(fitres, n)
+        errs = fit.stderr(fitres, n, known)
         values = [float(f) for f in sorted(expr.atoms(sp.Float), key=sp.default_sort_key)]
         cands.append(
             Candidate(
@@ -489,6 +626,10 @@ def _postprocess(
                 description_length=float(dl),
                 constants=tuple(zip(values, [float(e) for e in errs[: len(values)]], strict=False)),
                 backend=backend,
+                fixed=tuple(
+                    (str(f.exact), f.fitted, f.uncertainty, f.how) for f in history.get(expr, [])
+                ),
+                chi2=None if known is None else float(n * fitres.mse / known**2),
             )
         )
     return cands

@@ -63,6 +63,7 @@ def search(
     target: str = "y",
     noise: float | None = None,
     admissible: Callable[[sp.Expr], bool] | None = None,
+    sigma: float | np.ndarray | None = None,
 ) -> Search:
     """Search a law ``y = g(X)`` with ``discovery.discover`` and pick one by ``criterion``.
 
@@ -72,8 +73,11 @@ def search(
         max_complexity, budget_s, seed, backend: passed to ``discover``.
         criterion: ``"accuracy"``, ``"score"``, ``"best"`` or ``"mdl"`` (``ParetoFront.best``).
         target: name of ``y`` (must differ from the variable names).
-        noise: standard deviation of ``y`` (the accuracy asked of the law), which sets the
-            description length; None lets the engine estimate it.
+        noise: standard deviation of ``y`` (the accuracy asked of the law), one number for
+            all rows, which sets the description length; None lets the engine estimate it.
+        sigma: the standard deviation of each row of ``y`` ``(n,)`` (e.g. the standard
+            error of a bin), or one number: the engine then searches, refits and selects
+            with the chi-square likelihood. Give ``noise`` or ``sigma``, not both.
         admissible: the physics a law must obey, as a predicate on ``g`` (in plain symbols
             of ``variables``); the choice is the best admissible law of the front, or the
             best law when none is (``details["admissible"]`` says which).
@@ -91,6 +95,7 @@ def search(
         backend=backend,
         target=target,
         noise=noise,
+        sigma=sigma,
     )
     candidates = list(pareto.candidates)
     passed = [
@@ -113,6 +118,11 @@ def search(
         "budget_s": budget_s,
         "operators": operators,
         "noise": noise,
+        "chi2": best.chi2,
+        "fixed_constants": [
+            {"exact": exact, "fitted": fitted, "uncertainty": u, "status": how}
+            for exact, fitted, u, how in best.fixed
+        ],
     }
     if admissible is not None:
         details["admissible"] = bool(passed)
@@ -131,10 +141,21 @@ def search_with_config(
     *,
     target: str,
     noise: float | None,
+    sigma: float | np.ndarray | None = None,
 ) -> Search:
-    """``search`` with the ``SEARCH_SETTINGS`` and ``seed`` of an experiment's configuration."""
+    """``search`` with the ``SEARCH_SETTINGS`` and ``seed`` of an experiment's configuration
+    (``noise`` or the per-row ``sigma`` as in ``search``)."""
     settings = {k: config[k] for k in SEARCH_SETTINGS}
-    return search(X, y, variables, seed=int(config["seed"]), target=target, noise=noise, **settings)
+    return search(
+        X,
+        y,
+        variables,
+        seed=int(config["seed"]),
+        target=target,
+        noise=noise,
+        sigma=sigma,
+        **settings,
+    )
 
 
 def univariate(expr: sp.Expr, variable: str) -> Callable[[np.ndarray], np.ndarray]:

@@ -60,6 +60,7 @@ def refit(
     y: np.ndarray,
     relative: bool = True,
     prefix: str = "c",
+    sigma: np.ndarray | float | None = None,
 ) -> Refit:
     """Refit the non-integer constants of ``expr`` to data.
 
@@ -69,24 +70,33 @@ def refit(
         X: inputs ``(n, d)``; y: target ``(n,)``.
         relative: minimise the relative residuals ``(model - y) / y`` (else absolute ones).
         prefix: name prefix of the constant symbols.
+        sigma: standard deviations of ``y`` ``(n,)`` or one for all rows: the fit is then
+            the chi-square one (``relative`` is ignored) and the uncertainties are
+            ``(J^T C^-1 J)^-1`` of the known noise, not of the residuals.
 
     Returns:
-        The ``Refit``; sigmas from ``s^2 (J^T J)^-1`` with ``s^2`` the residual variance.
+        The ``Refit``; sigmas from ``s^2 (J^T J)^-1`` with ``s^2`` the residual variance
+        (without ``sigma``); ``rms`` is then the rms of ``(model - y) / sigma``.
     """
     template, names, p0 = free_constants(expr, prefix)
-    return _fit(template, names, p0, variables, X, y, relative)
+    return _fit(template, names, p0, variables, X, y, relative, sigma)
 
 
 def refit_like(
-    law: Refit, variables: Sequence[sp.Symbol], X: np.ndarray, y: np.ndarray, relative: bool = True
+    law: Refit,
+    variables: Sequence[sp.Symbol],
+    X: np.ndarray,
+    y: np.ndarray,
+    relative: bool = True,
+    sigma: np.ndarray | float | None = None,
 ) -> Refit:
     """Refit the constants of ``law.template`` to other data, starting from ``law.values``.
 
     Unlike ``refit(law.expression, ...)``, the constants keep their names and their number
     even when two fitted values print alike or one of them rounds to an integer, so the
-    two fits can be compared constant by constant.
+    two fits can be compared constant by constant. ``sigma`` as in ``refit``.
     """
-    return _fit(law.template, law.names, law.values, variables, X, y, relative)
+    return _fit(law.template, law.names, law.values, variables, X, y, relative, sigma)
 
 
 def _fit(
@@ -97,15 +107,21 @@ def _fit(
     X: np.ndarray,
     y: np.ndarray,
     relative: bool,
+    sigma: np.ndarray | float | None = None,
 ) -> Refit:
     """Least-squares fit of the constants ``names`` of ``template`` (see ``refit``)."""
     X, y = np.asarray(X, float), np.asarray(y, float)
-    if relative and np.any(y == 0):
+    if sigma is not None:
+        scale = np.broadcast_to(np.asarray(sigma, float), y.shape)
+        if not np.all(np.isfinite(scale) & (scale > 0)):
+            raise ValueError(f"sigma={sigma!r}; allowed: positive finite numbers, one per row")
+    elif relative and np.any(y == 0):
         raise ValueError("relative=True needs a target without zeros")
     model = numpy_model(template, variables, names)
     if model is None:
         raise ValueError(f"expr={template}: cannot be evaluated with NumPy")
-    scale = y if relative else np.ones_like(y)
+    if sigma is None:
+        scale = y if relative else np.ones_like(y)
 
     def scaled(p: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return model(p, rows) / scale
@@ -118,6 +134,6 @@ def _fit(
         template=template,
         names=tuple(names),
         values=values,
-        sigmas=stderr(fit, len(y)),
+        sigmas=stderr(fit, len(y), None if sigma is None else 1.0),
         rms=float(np.sqrt(fit.mse)),
     )
