@@ -10,7 +10,9 @@ runs ``discovery.discover`` and judges the selected law (:mod:`discovery.feynman
 
 Run without arguments it uses the whole pipeline on ``benchmarks/data/feynman_dev.csv``
 at 60 s per problem. The last line reads
-``recovered=K/N clean=C/N r2_0999=M/N budget_s=T wall_s=W backend=NAME``, where ``W`` is
+``recovered=K/N recovered_wide=V/N clean=C/N r2_0999=M/N budget_s=T wall_s=W backend=NAME``
+(``V``: recovered also on rows from ranges twice as wide, see :mod:`discovery.feynman`),
+where ``W`` is
 the wall time of the whole script (imports, JAX compilation and warm-ups included)
 divided by the number of equations. ``--csv ../shared/data/cosmo_dev.csv`` runs the
 twelve cosmology laws of the development set instead. ``--only NAME,NAME``
@@ -47,6 +49,7 @@ def _record(out: feynman.Outcome) -> dict:
         "truth": str(out.problem.truth),
         "law": str(out.law.expression),
         "recovered": bool(out.recovered),
+        "recovered_wide": bool(out.recovered_wide),
         "clean": bool(out.clean),
         "r2": float(out.r2),
         "seconds": round(out.seconds, 2),
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = {p.name: args.seed + k for k, p in enumerate(problems)}  # as in the full run
     only = "all" if args.only == "all" else [n.strip() for n in args.only.split(",")]
     problems = feynman.select(problems, only)[: args.limit]
-    recovered = clean = good_fit = 0
+    recovered = clean = good_fit = wide = 0
     records: list[str] = []
     limit_s = args.stall_s or max(120.0, 3.0 * args.budget_s)
     for problem in problems:
@@ -122,11 +125,13 @@ def main(argv: list[str] | None = None) -> int:
             records.append(json.dumps({"name": problem.name, "stalled_s": limit_s}))
         else:
             recovered += out.recovered
+            wide += out.recovered_wide
             clean += out.clean
             good_fit += out.r2 > 0.999
             cut = f" truncated={len(out.front.truncated)}" if out.front.truncated else ""
             print(
-                f"{problem.name:>10} rec={int(out.recovered)} clean={int(out.clean)} "
+                f"{problem.name:>10} rec={int(out.recovered)} wide={int(out.recovered_wide)} "
+                f"clean={int(out.clean)} "
                 f"r2={out.r2:.6f} t={out.seconds:.0f}s{cut} law={out.law.expression}",
                 flush=True,
             )
@@ -136,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     n = len(problems)
     wall = (time.monotonic() - _START) / max(n, 1)
     print(
-        f"recovered={recovered}/{n} clean={clean}/{n} r2_0999={good_fit}/{n} "
+        f"recovered={recovered}/{n} recovered_wide={wide}/{n} clean={clean}/{n} "
+        f"r2_0999={good_fit}/{n} "
         f"budget_s={args.budget_s:g} wall_s={wall:.1f} backend={args.backend}"
     )
     return 0

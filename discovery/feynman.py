@@ -9,6 +9,10 @@ held-out rows, runs :func:`discovery.discover` and judges the selected law three
 - ``recovered``: SRBench's exact symbolic recovery, the difference or the ratio of the law
   and the truth is a constant (:func:`discovery.postprocess.equivalent`);
 - ``clean``: the law has exact constants only and is sympy-identical to the truth;
+- ``recovered_wide``: recovered also on rows drawn from ranges twice as wide (in ratio,
+  or in width for a range through zero), so that a fit with enough free constants to
+  match the truth to 1e-6 inside the sampled range (a broken power law standing in for
+  an ``asinh``) is not counted as the law;
 - ``r2``: the coefficient of determination on the noiseless held-out rows.
 
 Shared by ``benchmarks/feynman.py`` (the recovery counts) and the ``feynman`` experiment.
@@ -63,6 +67,7 @@ class Outcome:
     y_train: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
+    recovered_wide: bool = False
 
 
 def load(path: str | Path) -> list[Problem]:
@@ -146,4 +151,17 @@ def solve(
     r2 = float(1 - np.mean((yt - pred) ** 2) / np.var(yt)) if finite else -np.inf
     rec = equivalent(law.expression, problem.truth, problem.symbols, Xt)
     clean = rec and identical(law.expression, problem.truth)
-    return Outcome(problem, noise, front, law, rec, clean, r2, seconds, X, y_train, Xt, yt)
+    wide = rec and equivalent(law.expression, problem.truth, problem.symbols, _wide(problem, rng))
+    return Outcome(problem, noise, front, law, rec, clean, r2, seconds, X, y_train, Xt, yt, wide)
+
+
+def _wide(problem: Problem, rng: np.random.Generator, n: int = 1000) -> np.ndarray:
+    """``n`` rows ``(n, d)`` from the ranges widened: ``(lo/2, 2 hi)`` for a positive range,
+    half its width added on each side for the others."""
+    cols = []
+    for lo, hi in problem.ranges:
+        if lo > 0:
+            cols.append(np.exp(rng.uniform(np.log(lo / 2), np.log(2 * hi), n)))
+        else:
+            cols.append(rng.uniform(lo - (hi - lo) / 2, hi + (hi - lo) / 2, n))
+    return np.stack(cols, axis=1)

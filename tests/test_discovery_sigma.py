@@ -74,6 +74,23 @@ def test_cli_refuses_an_unknown_sigma_column(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_cli_sigma_column_sets_the_chi_square(tmp_path):
+    """--sigma names a column: it is no input, and chi2 is that of the law on it."""
+    y = 3.0 * X1**2
+    err = np.full_like(X1, 0.5)
+    data = tmp_path / "t.csv"
+    np.savetxt(data, np.column_stack([X1, err, y]), delimiter=",", header="x,e,F", comments="")
+    out = tmp_path / "run"
+    args = ["discover", "--data", str(data), "--target", "F", "--out", str(out)]
+    assert main([*args, "--sigma", "e", "--budget-s", "3", "--operators", OPS]) == 0
+    best = json.loads((out / "discoveries.json").read_text())["best"]
+    x = sp.Symbol("x", positive=True)
+    law = sp.sympify(best["expression"], locals={"x": x})
+    assert law.free_symbols == {x} and equivalent(law, 3 * x**2, [x], X1[:, None])
+    prediction = sp.lambdify(x, law)(X1)
+    assert best["chi2"] == pytest.approx(np.sum(((prediction - y) / err) ** 2), abs=1e-6)
+
+
 def test_sigma_decides_whether_a_correction_is_a_law():
     """y = 2 x + 0.03 x**2: within a noise ten times the correction, the law is a line
     through the origin; when the correction is 5 sigma, it is the whole law."""

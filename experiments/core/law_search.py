@@ -193,3 +193,11 @@ def train_test_bins(
     X, y, err = stack(config["train_seeds"])
     X_test, y_test, _ = stack(config["test_seeds"])
     return X, y, float(np.sqrt(np.mean(err**2))), X_test, y_test
+
+
+def training_errors(
+    sims: Mapping[int, Mapping[str, np.ndarray]], config: Mapping[str, Any]
+) -> np.ndarray:
+    """The standard errors ``y_err`` of the training bins, ``(n,)`` in the row order of
+    ``train_test_bins``: the per-row ``sigma`` of ``search`` (the chi-square likelihood)."""
+    return np.concatenate([sims[s]["y_err"] for s in config["train_seeds"]])
