@@ -54,7 +54,7 @@ def search(
     y: np.ndarray,
     variables: Sequence[str],
     *,
-    operators: str,
+    operators: str | None,
     max_complexity: int,
     budget_s: float,
     seed: int,
@@ -69,7 +69,8 @@ def search(
 
     Args:
         X: inputs ``(n, d)``; y: target ``(n,)``; variables: the ``d`` column names.
-        operators: comma-separated operator names (see ``discovery.operators``).
+        operators: comma-separated operator names (see ``discovery.operators``); None for
+            the engine's default basis (``discovery.operators.DEFAULT_OPERATORS``).
         max_complexity, budget_s, seed, backend: passed to ``discover``.
         criterion: ``"accuracy"``, ``"score"``, ``"best"`` or ``"mdl"`` (``ParetoFront.best``).
         target: name of ``y`` (must differ from the variable names).
