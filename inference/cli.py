@@ -257,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
         advice = "".join(f"\n  - {item}" for item in verdict["advice"])
         print(
             f"cosmolaw infer: WARNING: the chains have not converged (split-Rhat max "
-            f"{verdict['rhat_max']:.3g} of {verdict['rhat_max_of']}, limit "
+            f"{verdict['rhat_max']:.4g} of {verdict['rhat_max_of']}, limit "
             f"{verdict['rhat_limit']}; smallest ESS {verdict['ess_bulk_min']:.0f} bulk, "
             f"{verdict['ess_tail_min']:.0f} tail, need {verdict['min_ess']}): do not use these "
             f"draws as posterior samples yet. What to change:{advice}",

@@ -537,7 +537,7 @@ def _verdict_postfix(run: ChainRun, attrs: dict) -> dict[str, str]:
         return {}
     verdict = assess(run.arrays, attrs, burn)
     return {
-        "rhat": f"{verdict['rhat_max']:.3g}",
+        "rhat": f"{verdict['rhat_max']:.4g}",
         "rejected": f"{verdict['rejection_rate']:.1%}",
         "converged": "yes" if verdict["converged"] else "no",
     }

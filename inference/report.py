@@ -145,7 +145,7 @@ def convergence_lines(verdict: dict[str, Any]) -> list[str]:
     energy = verdict["energy_error"]
     state = "converged" if verdict["converged"] else "NOT CONVERGED"
     lines = [
-        f"{state}: split-Rhat max {verdict['rhat_max']:.3g} ({verdict['rhat_max_of']}; limit "
+        f"{state}: split-Rhat max {verdict['rhat_max']:.4g} ({verdict['rhat_max_of']}; limit "
         f"{verdict['rhat_limit']}), ESS min bulk {verdict['ess_bulk_min']:.0f} tail "
         f"{verdict['ess_tail_min']:.0f} (need {verdict['min_ess']}), rejected "
         f"{verdict['rejection_rate']:.2%} ({verdict['rejected_by']}), divergent "
@@ -212,7 +212,7 @@ def plot_summary(summary: dict[str, Any], data: dict[str, np.ndarray], path: str
     verdict = summary["convergence"]
     fig.suptitle(
         ("converged" if verdict["converged"] else "NOT CONVERGED")
-        + f": split-Rhat max {verdict['rhat_max']:.3g} ({verdict['rhat_max_of']}), "
+        + f": split-Rhat max {verdict['rhat_max']:.4g} ({verdict['rhat_max_of']}), "
         f"rejected {verdict['rejection_rate']:.1%}",
         color="k" if verdict["converged"] else "r",
     )

@@ -139,3 +139,50 @@ def test_inference_data_round_trip(hard_run):
         np.testing.assert_array_equal(fields["s"].values, f["fields/s"][()])
         np.testing.assert_array_equal(fields["draw"].values, f["fields/step"][()] - 1)
         assert json.loads(post.attrs["config"]) == json.loads(f.attrs["config"])
+
+
+def _synthetic_chain(rng, b1, step_size=1.0, energy_error=None, mass_matrix="fisher"):
+    """Arrays and attributes shaped like chain.h5's for 4 chains with draws of b1 ``(4, n)``
+    and iid normal P(k) amplitudes, MCLMC info with every step accepted."""
+    chains, steps = b1.shape
+    typical = np.sqrt(1e-4 * (8**3 + 1))  # the target's energy-error std, 8^3 + 1 dimensions
+    error = rng.normal(0, typical, (chains, steps)) if energy_error is None else energy_error
+    arrays = {
+        "k": np.arange(1, 9) * 0.03,
+        "samples/logdensity": rng.standard_normal((chains, steps)),
+        "samples/pk_linear": 1e4 + rng.standard_normal((chains, steps, 8)),
+        "samples/scalars": b1[..., None],
+        "info/acceptance": np.ones((chains, steps)),
+        "info/energy_error": error,
+        "info/divergent": np.zeros((chains, steps), bool),
+        "info/step_size": np.full((chains, steps), step_size),
+    }
+    config = {"sampler": "mclmc", "num_samples": steps, "num_warmup": 100}
+    config.update(energy_variance=1e-4, mass_matrix=mass_matrix)
+    return arrays, {"config": config, "scalar_names": ["bias/b1"], "mesh": 8}
+
+
+def test_verdict_and_advice_on_known_draws():
+    """iid draws at the target energy error: converged, no advice. Chains of b1 on both
+    sides of zero: not converged, a prior excluding the sign flip advised. A warm-up that left
+    the typical energy error 1e-4 of its target with the Hessian's mass matrix: Fisher's
+    advised."""
+    from inference.convergence import assess
+
+    rng = np.random.default_rng(0)
+    iid = _synthetic_chain(rng, 1.2 + 0.01 * rng.standard_normal((4, 1000)))
+    verdict = assess(*iid)
+    assert verdict["converged"] and verdict["advice"] == []
+    assert verdict["energy_error"]["variance_per_dim"] == pytest.approx(1e-4, rel=0.1)
+    flipped = 0.05 * rng.standard_normal((4, 1000)) + np.array([-1.0, 1.0, 1.0, 1.0])[:, None]
+    verdict = assess(*_synthetic_chain(rng, flipped))
+    assert not verdict["converged"] and verdict["rhat_max_of"] == "bias/b1"
+    assert any(
+        "both sides of zero" in item and "--bias-prior" in item for item in verdict["advice"]
+    )
+    frozen = _synthetic_chain(
+        rng, flipped, 0.01, rng.normal(0, 0.0023, (4, 1000)), mass_matrix="hessian"
+    )
+    assert any("--mass-matrix fisher" in item for item in assess(*frozen)["advice"])
+    with pytest.raises(ValueError, match="burn"):
+        assess(*iid, burn=998)
