@@ -1,9 +1,10 @@
 """Imitation: symbolic regression and neural compressors turning tables into closed-form laws.
 
-The symbolic engine: :func:`discover` (search, select, verify), :class:`ParetoFront` and
-:class:`Candidate` (selection criteria and exports), :class:`LawRegressor` (an estimator
-facade), :func:`equivalent` / :func:`identical` (SRBench-style checks) and the PySR
-readers :func:`read_hall_of_fame` / :func:`from_pysr`. Names are imported lazily so that
+The symbolic engine: :func:`discover` (search, select, verify), :func:`assess` (a law of
+one's own on the search's footing), :class:`ParetoFront` and :class:`Candidate` (selection
+criteria and exports), :class:`LawRegressor` (an estimator facade), :func:`equivalent` /
+:func:`identical` (SRBench-style checks) and the PySR readers :func:`read_hall_of_fame` /
+:func:`from_pysr`. Names are imported lazily so that
 ``import discovery`` (and the ``cosmolaw`` command line) does not start JAX.
 """
 
@@ -13,6 +14,7 @@ import importlib
 
 _EXPORTS = {
     "discover": "discovery.search",
+    "assess": "discovery.search",
     "ParetoFront": "discovery.front",
     "Candidate": "discovery.front",
     "LawRegressor": "discovery.estimator",

@@ -396,3 +396,14 @@ def description_length(
         param_cost += max(0.0, term - 0.5 * math.log(3.0))
     exact = sum(number_cost(a, len(kinds)) for a in _exact_numbers(expr))
     return float(nll + structure + param_cost + exact)
+
+
+def fitted_description_length(
+    expr: sp.Expr, fitres: Fit, n_rows: int, sigma: float, log_norm: float = 0.0
+) -> float:
+    """:func:`description_length` of a law whose float constants ``fitres`` fitted (in the
+    order of ``sorted(expr.atoms(Float))``): each constant's Fisher information is the
+    diagonal of the fit's ``J^T J``."""
+    floats = sorted(expr.atoms(sp.Float), key=sp.default_sort_key)
+    info = {float(f): float(v) for f, v in zip(floats, np.diag(fitres.jtj), strict=False)}
+    return description_length(expr, fitres.mse, n_rows, sigma, info, log_norm=log_norm)

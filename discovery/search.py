@@ -383,6 +383,46 @@ def discover(
     )
 
 
+def assess(
+    expr: sp.Expr | str,
+    X: np.ndarray,
+    y: np.ndarray,
+    variables: Sequence[str],
+    sigma: float | Sequence[float] | np.ndarray,
+) -> Candidate:
+    """A law of one's own (a hand-written form, a law from the literature) on the same
+    footing as the search's candidates: its float constants refitted with the chi-square
+    likelihood of ``sigma`` (per row ``(n,)`` or one for all, units of ``y``), its
+    complexity, loss, chi-square, description length and constants with uncertainties.
+
+    ``expr`` is a sympy expression (or string) in ``variables`` with float starting values
+    for the constants; ``X`` ``(n, d)``, ``y`` ``(n,)``. ValueError when it cannot be
+    evaluated or fitted.
+    """
+    X, y, names = _validate(X, y, variables, 3, 1.0, "auto", "y")
+    noise = fit.Noise.of(validate_sigma(sigma, None, len(y)))
+    symbols = make_symbols(names, X)
+    law = sp.sympify(expr, locals=dict(zip(names, symbols, strict=True)))
+    refitted = fit.Law.of(law, symbols).refit(X, y, noise.weights)
+    if refitted is None:
+        raise ValueError(f"expr={str(expr)!r} cannot be evaluated or fitted on these rows")
+    fitted, fitres = refitted
+    n = len(y)
+    values = [float(f) for f in sorted(fitted.atoms(sp.Float), key=sp.default_sort_key)]
+    errs = fit.stderr(fitres, n, noise.scale)
+    return Candidate(
+        expression=fitted,
+        complexity=complexity(fitted),
+        loss=float(fitres.mse),
+        description_length=fit.fitted_description_length(
+            fitted, fitres, n, noise.scale, noise.log_norm
+        ),
+        constants=tuple(zip(values, [float(e) for e in errs[: len(values)]], strict=False)),
+        backend="assess",
+        chi2=float(n * fitres.mse / noise.scale**2),
+    )
+
+
 def _unit_strings(units_arg, names) -> dict[str, str]:
     if units_arg is None:
         return {}
@@ -557,11 +597,7 @@ def _postprocess(
     common = {"weights": w, "known": known, "log_norm": noise.log_norm}
 
     def stats(expr, fitres):
-        info = {}
-        if fitres is not None:
-            floats = sorted(expr.atoms(sp.Float), key=sp.default_sort_key)
-            info = {float(f): float(v) for f, v in zip(floats, np.diag(fitres.jtj), strict=False)}
-        return fit.description_length(expr, fitres.mse, n, sigma, info, log_norm=noise.log_norm)
+        return fit.fitted_description_length(expr, fitres, n, sigma, noise.log_norm)
 
     clock.stage("pruning")
     prune_end = time.monotonic() + 0.3 * max(clock.left(end), 0)

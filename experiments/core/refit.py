@@ -38,15 +38,17 @@ class Refit:
 
 
 def free_constants(
-    expr: sp.Expr, prefix: str = "c"
+    expr: sp.Expr, prefix: str = "c", floats_only: bool = False
 ) -> tuple[sp.Expr, tuple[sp.Symbol, ...], np.ndarray]:
-    """Replace every non-integer number of ``expr`` by a symbol ``prefix0, prefix1, ...``.
+    """Replace every non-integer number of ``expr`` (every float with ``floats_only``: exact
+    numbers that snapping or pruning chose stay) by a symbol ``prefix0, prefix1, ...``.
 
     Returns:
         ``(template, symbols, values)`` with ``values`` the numbers replaced, shape ``(P,)``.
     """
+    kind = sp.Float if floats_only else sp.Number
     numbers = sorted(
-        {a for a in expr.atoms(sp.Number) if not a.is_Integer}, key=lambda a: sp.default_sort_key(a)
+        {a for a in expr.atoms(kind) if not a.is_Integer}, key=lambda a: sp.default_sort_key(a)
     )
     symbols = tuple(sp.Symbol(f"{prefix}{i}", real=True) for i in range(len(numbers)))
     template = expr.xreplace(dict(zip(numbers, symbols, strict=True)))
@@ -61,6 +63,7 @@ def refit(
     relative: bool = True,
     prefix: str = "c",
     sigma: np.ndarray | float | None = None,
+    floats_only: bool = False,
 ) -> Refit:
     """Refit the non-integer constants of ``expr`` to data.
 
@@ -73,13 +76,14 @@ def refit(
         sigma: standard deviations of ``y`` ``(n,)`` or one for all rows: the fit is then
             the chi-square one (``relative`` is ignored) and the uncertainties are
             ``(J^T C^-1 J)^-1`` of the known noise, not of the residuals.
+        floats_only: refit only the float constants; exact numbers stay.
 
     Returns:
         The ``Refit``; sigmas from ``s^2 (J^T J)^-1`` with ``s^2`` the residual variance
         (without ``sigma``); ``rms`` is then the rms of ``(model - y) / sigma``.
     """
-    template, names, p0 = free_constants(expr, prefix)
-    return _fit(template, names, p0, variables, X, y, relative, sigma)
+    template, names, p0 = free_constants(expr, prefix, floats_only)
+    return fit_template(template, names, p0, variables, X, y, relative, sigma)
 
 
 def refit_like(
@@ -96,10 +100,10 @@ def refit_like(
     even when two fitted values print alike or one of them rounds to an integer, so the
     two fits can be compared constant by constant. ``sigma`` as in ``refit``.
     """
-    return _fit(law.template, law.names, law.values, variables, X, y, relative, sigma)
+    return fit_template(law.template, law.names, law.values, variables, X, y, relative, sigma)
 
 
-def _fit(
+def fit_template(
     template: sp.Expr,
     names: tuple[sp.Symbol, ...],
     p0: np.ndarray,
@@ -109,7 +113,8 @@ def _fit(
     relative: bool,
     sigma: np.ndarray | float | None = None,
 ) -> Refit:
-    """Least-squares fit of the constants ``names`` of ``template`` (see ``refit``)."""
+    """Least-squares fit of the constants ``names`` of ``template`` from ``p0`` ``(P,)``: a
+    form of one's own with named constants (arguments otherwise as in ``refit``)."""
     X, y = np.asarray(X, float), np.asarray(y, float)
     if sigma is not None:
         scale = np.broadcast_to(np.asarray(sigma, float), y.shape)
