@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from discovery.operators import DEFAULT_OPERATORS, parse_operators
 from experiments.bias_law import (
+    QUICK,
     fit_linear_bias,
     fit_neyrinck,
     jackknife_binned_mean,
@@ -30,6 +32,11 @@ def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("bias-law")
     run_experiment("bias-law", quick=True, out_dir=out)
     return out
+
+
+def test_search_space_does_not_know_the_answer():
+    assert parse_operators(QUICK["operators"]) == DEFAULT_OPERATORS
+    assert QUICK["max_complexity"] >= 15
 
 
 def test_jackknife_error_is_the_error_of_the_mean_of_correlated_cells():
