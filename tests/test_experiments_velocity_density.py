@@ -16,7 +16,8 @@ import sympy as sp
 from scipy.optimize import curve_fit
 
 from cosmolaw.cli import main
-from experiments.velocity_density import binned_mean, smoothed_fields, tophat_window
+from discovery.operators import DEFAULT_OPERATORS, parse_operators
+from experiments.velocity_density import QUICK, binned_mean, smoothed_fields, tophat_window
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +25,11 @@ def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("velocity-density")
     assert main(["run", "velocity-density", "--quick", "--out", str(out)]) == 0
     return out
+
+
+def test_search_space_does_not_know_the_answer():
+    assert parse_operators(QUICK["operators"]) == DEFAULT_OPERATORS
+    assert QUICK["max_complexity"] >= 15
 
 
 def test_tophat_window():
