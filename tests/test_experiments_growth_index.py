@@ -16,6 +16,8 @@ import pytest
 import sympy as sp
 
 from cosmolaw.cli import main
+from discovery.operators import DEFAULT_OPERATORS, parse_operators
+from experiments.growth_index import QUICK
 from simulator.cosmology import Cosmology, omega_m_a
 from simulator.growth import growth_rate
 
@@ -25,6 +27,11 @@ def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("growth-index")
     assert main(["run", "growth-index", "--quick", "--out", str(out)]) == 0
     return out
+
+
+def test_search_space_does_not_know_the_answer():
+    assert parse_operators(QUICK["operators"]) == DEFAULT_OPERATORS
+    assert QUICK["max_complexity"] >= 15
 
 
 @pytest.fixture(scope="module")
