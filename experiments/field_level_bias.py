@@ -9,11 +9,14 @@
 3. Discovery: each stored posterior sample of the final density is paired with the data;
    the counts divided by ``nbar_cell`` are averaged in quantile bins of ``x = 1 + delta``
    (bins shared by all samples), on the cells of one parity ``(i + j + k) % 2 = 0``. The law
-   is searched as ``sqrt(F(x))`` (Poisson errors made uniform, see :func:`discover_law`) on
-   the mean over samples of these binned curves, with the scatter between samples in the
-   noise level; its constants are then refitted to every sample's curve, so their
-   uncertainties hold the posterior scatter of the field (added in quadrature to the fit's
-   own). The other parity is held out.
+   ``F(x)`` is searched on the mean over samples of these binned curves with the
+   chi-square likelihood of their errors (the scatter between samples and the Poisson
+   error of the counts: the posterior says how well the curve is known), in the engine's
+   default operator basis; its constants are then refitted to every sample's curve, so
+   their uncertainties hold the posterior scatter of the field (added in quadrature to the
+   counts' own). The other parity is held out. The hand-written law's form is fitted to
+   the discovered law (is it the same form?) and to the posterior curves (are its
+   parameters the mock's?), and its description length set beside the discovered law's.
 4. Closing the loop: the discovered law becomes the bias model
    (``inference.symbolic_bias.symbolic_bias_law``; its constants fixed at their fitted
    values, or sampled with priors around them with ``sample_constants``), the inference is
@@ -66,10 +69,10 @@ QUICK: dict[str, Any] = {
     "inference_seed": 0,
     "n_bins": 32,
     "range_quantiles": [0.02, 0.98],
-    "operators": "add,sub,mul,div,pow,exp",
+    "operators": None,  # the engine's default basis
     "max_complexity": 15,
-    "budget_s": 15.0,
-    "criterion": "best",
+    "budget_s": 30.0,
+    "criterion": "mdl",
     "backend": "auto",
     "search_seed": 0,
     "close_loop": True,
@@ -87,8 +90,7 @@ FULL: dict[str, Any] = {
     "chains": 4,
     "thin": 20,
     "n_bins": 64,
-    "operators": "add,sub,mul,div,pow,exp,log,sqrt",
-    "max_complexity": 15,
+    "max_complexity": 20,
     "budget_s": 300.0,
     "backend": "auto",
     "curve_tolerance": 0.03,
@@ -222,8 +224,71 @@ def predictive_deviance(
 
 
 @dataclass(frozen=True)
+class PooledCurve:
+    """The mean over posterior samples of the binned curves, on its usable bins.
+
+    Attributes:
+        ok: the usable bins among the ``B`` (finite, positive, with errors), ``(B,)``.
+        X: their mean ``x``, ``(b, 1)``; y: their mean ``F``, ``(b,)``.
+        err: how well the curve is known, ``(b,)``: the scatter between posterior samples
+            and the counts' standard error in quadrature.
+        within: the counts' standard error alone (mean over samples), ``(b,)``.
+    """
+
+    ok: np.ndarray
+    X: np.ndarray
+    y: np.ndarray
+    err: np.ndarray
+    within: np.ndarray
+
+
+def pool(x_mean: np.ndarray, y_mean: np.ndarray, y_err: np.ndarray) -> PooledCurve:
+    """The :class:`PooledCurve` of per-sample binned curves ``(S, B)``."""
+    X, y, err = pooled_curve(x_mean, y_mean, y_err)
+    within = np.sqrt(np.nanmean(y_err**2, axis=0))
+    ok = np.isfinite(X) & np.isfinite(y) & (y > 0) & (err > 0) & (within > 0)
+    return PooledCurve(ok, X[ok, None], y[ok], err[ok], within[ok])
+
+
+@dataclass(frozen=True)
+class PosteriorFit:
+    """Constants of a law fitted to the posterior's binned curves, with uncertainties.
+
+    Attributes:
+        law: the fit to the pooled curve (``experiments.core.refit.Refit``: expression,
+            template, constant names, values ``(P,)``).
+        per_sample: the constants refitted to each sample's curve, ``(S, P)``.
+        sigma: total one-sigma uncertainty of each constant, ``(P,)``: the scatter of the
+            per-sample fits (the posterior's) and the pooled fit's (the counts') in quadrature.
+    """
+
+    law: Any
+    per_sample: np.ndarray
+    sigma: np.ndarray
+
+
+def fit_to_posterior(pooled_fit, curve: PooledCurve, x_mean: np.ndarray, y_mean: np.ndarray):
+    """Refit ``pooled_fit``'s constants (a ``Refit`` of the pooled curve with the counts'
+    errors) to every sample's curve ``(S, B)``; returns the :class:`PosteriorFit`."""
+    import sympy as sp
+
+    from experiments.core.refit import refit_like
+
+    x, rows = sp.Symbol("x"), np.flatnonzero(curve.ok)
+    per_sample = []
+    with np.errstate(all="ignore"):  # trial constants may leave a power's domain
+        for xs, ys in zip(x_mean[:, rows], y_mean[:, rows], strict=True):
+            good = np.isfinite(xs) & np.isfinite(ys)
+            sigma = curve.within[good]
+            per_sample.append(refit_like(pooled_fit, [x], xs[good, None], ys[good], sigma=sigma))
+    values = np.array([r.values for r in per_sample]).reshape(len(per_sample), -1)
+    sigma = np.sqrt(np.var(values, axis=0) + pooled_fit.sigmas**2)
+    return PosteriorFit(pooled_fit, values, sigma)
+
+
+@dataclass(frozen=True)
 class Discovery:
-    """The discovered law ``F = g(x)^2`` and its constants with propagated uncertainties.
+    """The discovered law ``F(x)`` and its constants with propagated uncertainties.
 
     Attributes:
         expression: ``F`` with the constants fitted to the pooled curve (sympy, in ``x``).
@@ -231,7 +296,7 @@ class Discovery:
         names: the constants' symbol names; values: their pooled fits, ``(P,)``.
         per_sample: the constants refitted to each sample's curve, ``(S, P)``.
         sigma: total one-sigma uncertainty of each constant, ``(P,)``.
-        search: the ``experiments.core.law_search.Search`` of ``g = sqrt(F)``.
+        search: the ``experiments.core.law_search.Search`` of ``F``.
     """
 
     expression: Any
@@ -248,52 +313,120 @@ def discover_law(
 ) -> Discovery:
     """Search ``F(x)`` on the pooled binned curves ``(S, B)`` and propagate the sample scatter.
 
-    The search is on ``g = sqrt(F)``, whose binned means have nearly uniform errors for
-    Poisson counts in equal-occupancy bins (so least squares on ``g`` approximates the
-    Poisson likelihood, and low-density bins weigh as much as high-density ones); the noise
-    level given to the search is the median error of ``g``. The law is ``F = g^2`` (positive by
-    construction). The constants' uncertainty is the scatter of the per-sample refits added
-    in quadrature to the median uncertainty of one refit.
+    The search fits the pooled curve with the chi-square likelihood of its bins' errors,
+    which hold the scatter between posterior samples and the Poisson error of the counts:
+    the posterior, not the search, says how well the curve is known. The found law's float
+    constants (exact numbers the search chose stay) are then refitted as in
+    :func:`fit_to_posterior`.
     """
     import sympy as sp
 
     from experiments.core.law_search import search
-    from experiments.core.refit import refit, refit_like
+    from experiments.core.refit import refit
 
-    X, y, err = pooled_curve(x_mean, y_mean, y_err)
-    ok = np.isfinite(X) & np.isfinite(y) & (y > 0)
-    g, g_err = np.sqrt(y[ok]), err[ok] / (2.0 * np.sqrt(y[ok]))
+    curve = pool(x_mean, y_mean, y_err)
     found = search(
-        X[ok, None],
-        g,
+        curve.X,
+        curve.y,
         ["x"],
-        target="sqrt_F",
-        noise=float(np.median(g_err)),
+        target="F",
+        sigma=curve.err,
         seed=int(config["search_seed"]),
         **{
             k: config[k]
             for k in ("operators", "max_complexity", "budget_s", "criterion", "backend")
         },
     )
-    x = sp.Symbol("x")
-    with np.errstate(all="ignore"):  # trial constants may leave a power's domain
-        pooled = refit(exp_of_constant_bases(found.expression), [x], X[ok, None], g, False)
-        per_sample = []
-        for xs, ys in zip(x_mean, y_mean, strict=True):
-            good = np.isfinite(xs) & np.isfinite(ys)
-            gs = np.sqrt(np.maximum(ys[good], 0.0))
-            per_sample.append(refit_like(pooled, [x], xs[good, None], gs, relative=False))
-    values = np.array([r.values for r in per_sample]).reshape(len(per_sample), -1)
-    fit_sigmas = np.array([r.sigmas for r in per_sample]).reshape(len(per_sample), -1)
-    sigma = np.sqrt(np.var(values, axis=0) + np.median(fit_sigmas, axis=0) ** 2)
+    expr = exp_of_constant_bases(found.expression)
+    with np.errstate(all="ignore"):
+        law = refit(expr, [sp.Symbol("x")], curve.X, curve.y, sigma=curve.within, floats_only=True)
+    fitted = fit_to_posterior(law, curve, x_mean, y_mean)
     return Discovery(
-        expression=pooled.expression**2,
-        template=pooled.template**2,
-        names=[str(n) for n in pooled.names],
-        values=pooled.values,
-        per_sample=values,
-        sigma=sigma,
+        expression=law.expression,
+        template=law.template,
+        names=[str(n) for n in law.names],
+        values=law.values,
+        per_sample=fitted.per_sample,
+        sigma=fitted.sigma,
         search=found,
+    )
+
+
+@dataclass(frozen=True)
+class FormComparison:
+    """The discovered law beside the hand-written law's form (step 3 of the docstring).
+
+    Attributes:
+        form: the hand-written law's name (``obs.law.name``).
+        same_form: the discovered law is a member of that form (the form fitted to the
+            discovered curve over the data range reproduces it to ``FORM_TOLERANCE``)
+            with no more constants.
+        mismatch: that fit's rms relative difference.
+        parameters: the form's parameters fitted to the posterior curves,
+            ``{name: (value, sigma)}``; truth: the mock's values.
+        description_lengths: nats, ``{"discovered": .., "hand-written form": ..}`` under
+            the search's chi-square likelihood.
+    """
+
+    form: str
+    same_form: bool
+    mismatch: float
+    parameters: dict[str, tuple[float, float]]
+    truth: dict[str, float]
+    description_lengths: dict[str, float]
+
+    def max_pull(self) -> float:
+        """``max |value - truth| / sigma`` over the parameters."""
+        return max(abs(v - self.truth[k]) / s for k, (v, s) in self.parameters.items())
+
+
+#: rms relative difference below which the discovered law counts as a member of the form.
+FORM_TOLERANCE = 1e-3
+
+
+def compare_with_form(
+    found: Discovery, binned: BinnedPosterior, obs, x_range: tuple[float, float]
+) -> FormComparison:
+    """Fit the hand-written law's form (with its parameters as named constants, starting
+    from the law's default values) to the discovered curve and to the posterior curves."""
+    import dataclasses
+
+    import sympy as sp
+
+    from discovery import assess
+    from experiments.core.law_search import univariate
+    from experiments.core.refit import fit_template
+
+    x = sp.Symbol("x")
+    defaults = dataclasses.asdict(obs.law.params_type())
+    names = tuple(sp.Symbol(n, positive=True) for n in defaults)
+    template = true_expression(obs.law.name, dict(zip(defaults, names, strict=True)), x)
+    p0 = np.array(list(defaults.values()), float)
+    grid = np.linspace(*x_range, 100)[:, None]
+    with np.errstate(all="ignore"):
+        own = univariate(found.expression, "x")(grid)
+        member = fit_template(template, names, p0, [x], grid, own)
+        curve = pool(*binned.train)
+        pooled = fit_template(
+            template, names, member.values, [x], curve.X, curve.y, False, curve.within
+        )
+    fitted = fit_to_posterior(pooled, curve, *binned.train[:2])
+    values = dict(zip(names, pooled.values, strict=True))
+    start = template.xreplace({n: sp.Float(v, 15) for n, v in values.items()})
+    lengths = {
+        "discovered": float(found.search.details["description_length"]),
+        "hand-written form": assess(start, curve.X, curve.y, ["x"], curve.err).description_length,
+    }
+    return FormComparison(
+        form=obs.law.name,
+        same_form=member.rms < FORM_TOLERANCE and len(found.names) <= len(names),
+        mismatch=member.rms,
+        parameters={
+            str(n): (float(v), float(s))
+            for n, v, s in zip(names, pooled.values, fitted.sigma, strict=True)
+        },
+        truth={k: float(v) for k, v in obs.bias_params.items()},
+        description_lengths=lengths,
     )
 
 
@@ -534,12 +667,13 @@ def run(config: dict[str, Any], out_dir: Path):
     # 3. Discovery on the binned posterior samples (training cells), held-out cells kept apart.
     binned = bin_posterior(hand, counts, data.obs.nbar_cell, config)
     found = discover_law(*binned.train, config)
+    form = compare_with_form(found, binned, data.obs, binned.x_range)
     # 4. Closing the loop: the discovered law as the bias model.
     loop = close_the_loop(found, data, hand, config, out_dir) if config["close_loop"] else None
     # 5. Checks, data file and the report's inputs.
-    checks = _checks(found, binned, hand, data, loop, config)
+    checks = _checks(found, form, binned, hand, data, loop, config)
     _write_data(out_dir / "field_level_bias.h5", binned, found, loop)
-    return _result(found, binned, hand, data, loop, checks, config)
+    return _result(found, form, binned, hand, data, loop, checks, config)
 
 
 def _true_curve(obs) -> Callable[[np.ndarray], np.ndarray]:
@@ -550,14 +684,16 @@ def _true_curve(obs) -> Callable[[np.ndarray], np.ndarray]:
 
 def _checks(
     found: Discovery,
+    form: FormComparison,
     binned: BinnedPosterior,
     hand: PosteriorSamples,
     data: MockData,
     loop: LoopFit | None,
     config: dict[str, Any],
 ) -> list:
-    """The law against the true one over the data range, its fit to the counts against the
-    hand-written law's (when the loop was closed), and the posterior mean against the truth."""
+    """The law against the true one over the data range, the law itself (:func:`_law_checks`),
+    its fit to the counts against the hand-written law's (when the loop was closed), and the
+    posterior mean against the truth."""
     from experiments.core.html_report import Check
     from experiments.core.law_search import univariate
     from experiments.core.stages import above, below
@@ -572,7 +708,8 @@ def _checks(
             f"{config['range_quantiles']} quantiles of the posterior samples",
             curve_error,
             float(config["curve_tolerance"]),
-        )
+        ),
+        *_law_checks(found, form),
     ]
     if loop is not None:
         fit = loop.summary(float(config["fit_tolerance_spread"]))
@@ -595,6 +732,43 @@ def _checks(
         )
     )
     return checks
+
+
+#: The most float constants a law may have, and the largest relative one-sigma uncertainty
+#: of each, for its constants to count as determined by the data.
+MAX_CONSTANTS, MAX_RELATIVE_SIGMA = 4, 0.3
+
+
+def _law_checks(found: Discovery, form: FormComparison) -> list:
+    """The law explains, not just fits: its constants are determined, it has the
+    hand-written law's form, and that form's parameters fitted to the posterior curves
+    are the mock's."""
+    from experiments.core.html_report import Check
+    from experiments.core.stages import below
+
+    relative = np.abs(found.sigma) / np.maximum(np.abs(found.values), 1e-300)
+    worst = float(np.max(relative, initial=0.0))
+    return [
+        Check(
+            "largest relative one-sigma uncertainty of the law's float constants",
+            worst,
+            f"< {MAX_RELATIVE_SIGMA} with at most {MAX_CONSTANTS} constants "
+            f"({len(found.names)} here)",
+            worst < MAX_RELATIVE_SIGMA and len(found.names) <= MAX_CONSTANTS,
+        ),
+        Check(
+            f"rms relative difference between the law and {form.form}'s form fitted to it "
+            "over the data range",
+            form.mismatch,
+            f"< {FORM_TOLERANCE:g}, with no more constants than the form",
+            form.same_form,
+        ),
+        below(
+            f"max |parameter - truth| / sigma of {form.form}'s form fitted to the posterior curves",
+            form.max_pull(),
+            3.0,
+        ),
+    ]
 
 
 def _write_data(path: Path, binned: BinnedPosterior, found: Discovery, loop: LoopFit | None):
@@ -622,6 +796,7 @@ def _write_data(path: Path, binned: BinnedPosterior, found: Discovery, loop: Loo
 
 def _result(
     found: Discovery,
+    form: FormComparison,
     binned: BinnedPosterior,
     hand: PosteriorSamples,
     data: MockData,
@@ -653,12 +828,10 @@ def _result(
             n: (float(v), float(s))
             for n, v, s in zip(found.names, found.values, found.sigma, strict=True)
         },
-        front=[
-            FrontPoint(p.complexity, p.loss, f"({p.expression})**2") for p in found.search.front
-        ],
-        loss_name="mean squared error of sqrt(F)",
+        front=[FrontPoint(p.complexity, p.loss, p.expression) for p in found.search.front],
+        loss_name="chi-square per bin of F (posterior scatter and Poisson errors)",
         chosen=found.search.chosen,
-        literature=_literature(obs, predict, _true_curve(obs), hand_mean, fit_summary),
+        literature=_literature(obs, predict, _true_curve(obs), hand_mean, fit_summary, form),
         template=found.template if found.names else None,
         latex_names=LATEX_NAMES,
         details={**dict(found.search.details), "samples": n_samples},
@@ -687,14 +860,25 @@ def _result(
             "r_posterior_mean_truth": checks[-1].value,
             "hand_written_posterior_means": hand_mean,
             "true_bias_params": dict(obs.bias_params),
+            "hand_written_form": {
+                "form": form.form,
+                "same_form": form.same_form,
+                "mismatch": form.mismatch,
+                "parameters": form.parameters,
+                "description_lengths": form.description_lengths,
+            },
             **fit_summary,
         },
     )
 
 
-def _literature(obs, predict, true_curve, hand_mean: dict, fit_summary: dict) -> list:
-    """The laws the discovery is compared with: the mock's true law (curve and values) and,
-    after closing the loop, the hand-written law's posterior predictive fit."""
+def _literature(
+    obs, predict, true_curve, hand_mean: dict, fit_summary: dict, form: FormComparison
+) -> list:
+    """The laws the discovery is compared with: the mock's true law (curve and values), its
+    form fitted to the posterior curves (parameters against the truth, description length
+    against the discovered law's) and, after closing the loop, the hand-written law's
+    posterior predictive fit."""
     import sympy as sp
 
     from experiments.core.laws import Literature
@@ -711,6 +895,22 @@ def _literature(obs, predict, true_curve, hand_mean: dict, fit_summary: dict) ->
             true_expression(name, dict(obs.bias_params), sp.Symbol("x")),
             true_curve,
             numbers,
+        ),
+        Literature(
+            f"{name}'s form fitted to the posterior curves",
+            f"the discovered law {'is' if form.same_form else 'is not'} of this form "
+            f"(rms relative difference {form.mismatch:.2g})",
+            numbers=[
+                (f"{k} (one sigma {s:.2g})", v, form.truth[k])
+                for k, (v, s) in form.parameters.items()
+            ]
+            + [
+                (
+                    "description length [nats], discovered vs this form",
+                    form.description_lengths["discovered"],
+                    form.description_lengths["hand-written form"],
+                )
+            ],
         ),
     ]
     if fit_summary:

@@ -27,7 +27,10 @@ import sympy as sp
 from cosmolaw.cli import main
 from experiments.field_level_bias import (
     QUICK,
+    BinnedPosterior,
+    Discovery,
     binned_curves,
+    compare_with_form,
     poisson_deviance,
     pooled_curve,
     true_expression,
@@ -129,6 +132,39 @@ def test_binned_curves_recover_a_known_mean_relation():
     X, y, e = pooled_curve(xm, ym, err)
     np.testing.assert_allclose(X, xm.mean(0))
     assert np.all(e >= err.mean(0) * 0.99)
+
+
+def _neyrinck_curves(rng, samples=12, bins=30):
+    """Per-sample binned curves ``(S, B)`` of Neyrinck's law with its true parameters."""
+    x = np.geomspace(0.05, 4.0, bins) * rng.lognormal(0.0, 0.01, (samples, bins))
+    truth = x ** NEYRINCK["beta"] * np.exp(-((x / NEYRINCK["rho_g"]) ** -NEYRINCK["epsilon"]))
+    err = 0.01 + 0.02 * truth
+    return x, truth + err * rng.normal(size=x.shape), err
+
+
+@pytest.mark.parametrize(
+    ("law", "same_form"),
+    [("x**1.5*exp(-0.253*x**(-1.5))", True), ("0.8*x + 0.3*x**2", False)],
+)
+def test_form_comparison_recognises_the_hand_written_form(law, same_form):
+    from types import SimpleNamespace
+
+    from simulator.observe.mock import Observation
+
+    curves = _neyrinck_curves(np.random.default_rng(4))
+    binned = BinnedPosterior(None, None, curves, curves, None, None, (0.05, 4.0))
+    expr = sp.sympify(law, locals={"x": sp.Symbol("x")})
+    n_constants = len(expr.atoms(sp.Float))
+    found = Discovery(
+        expr, None, ["c"] * n_constants, None, None, None,
+        SimpleNamespace(details={"description_length": 0.0}),
+    )  # fmt: skip
+    obs = Observation(bias="neyrinck", bias_params=NEYRINCK, nbar_cell=3.0)
+    form = compare_with_form(found, binned, obs, (0.05, 4.0))
+    assert form.same_form is same_form
+    # the form's parameters fitted to the curves are the generating ones, whatever was found
+    assert form.max_pull() < 3
+    assert set(form.parameters) == set(NEYRINCK)
 
 
 def test_poisson_deviance_closed_form():

@@ -153,7 +153,8 @@ def law_record(law: Law) -> dict[str, Any]:
         "variables": [{"name": v, "units": law.units.get(v, "")} for v in law.variables],
         "target_units": law.units.get(law.target, ""),
         "constants": {
-            name: {"value": float(v), "sigma": float(s)} for name, (v, s) in law.constants.items()
+            name: {"value": float(v), "sigma": float(s), "status": "fitted"}
+            for name, (v, s) in law.constants.items()
         },
         "held_out": {"n": int(law.y_test.shape[0]), **held_out},
         "front": [

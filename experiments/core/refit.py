@@ -110,7 +110,7 @@ def fit_template(
     variables: Sequence[sp.Symbol],
     X: np.ndarray,
     y: np.ndarray,
-    relative: bool,
+    relative: bool = True,
     sigma: np.ndarray | float | None = None,
 ) -> Refit:
     """Least-squares fit of the constants ``names`` of ``template`` from ``p0`` ``(P,)``: a
