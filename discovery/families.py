@@ -13,7 +13,11 @@ candidate:
   the identity, the logarithm or the inverse, scanned on a grid of ``(c, p)`` with
   ``(a, b)`` solved in closed form;
 - broken power law ``z = A s**q (1 + B s**p)**r`` in the shifted variable ``s = u + c``,
-  fitted on ``log z``.
+  fitted on ``log z``;
+- power law with an exponential cut-off ``z = A u**p exp(B u**q)`` (Schechter's luminosity
+  function, Press-Schechter and Einasto profiles, Neyrinck et al.'s bias law): ``log z`` is
+  linear in ``(log A, p, B)`` for each ``q``, so ``q`` is scanned on a grid and the rest
+  solved in closed form.
 """
 
 from __future__ import annotations
@@ -136,5 +140,46 @@ def broken_power_laws(
             * f(np.exp(log_a), 15)
             * s ** f(q, 15)
             * (1 + f(np.exp(log_b), 15) * s ** f(p, 15)) ** f(r, 15)
+        )
+    return out
+
+
+#: Exponents ``q`` of the cut-off scanned by :func:`cutoff_power_laws` (0 excluded).
+_CUTOFF_POWERS = np.array([q for q in np.arange(-3.0, 3.01, 0.25) if q != 0.0])
+
+
+def cutoff_power_laws(
+    u: np.ndarray,
+    z: np.ndarray,
+    sym: sp.Expr,
+    *,
+    weights: np.ndarray | None = None,
+    keep: int = 2,
+) -> list[sp.Expr]:
+    """Laws ``z = A u**p exp(B u**q)`` of the positive input ``u`` ``(n,)`` (sympy ``sym``).
+
+    Weighted least squares on ``log|z|`` (weights ``|z| / sigma`` from ``weights`` ``(n,)``
+    = ``1/sigma``, the first-order error of ``log z``) for each ``q`` of
+    :data:`_CUTOFF_POWERS`; needs ``u > 0`` and ``z`` of one sign. Returns the ``keep``
+    best as sympy expressions with float constants (the refit polishes ``q``).
+    """
+    sign = 1.0 if np.median(z) > 0 else -1.0
+    if not (np.all(sign * z > 0) and np.all(u > 0)) or len(u) < 5:
+        return []
+    lz, logu = np.log(sign * z), np.log(u)
+    w = np.abs(z) * (1.0 if weights is None else weights)
+    fits = []
+    with np.errstate(all="ignore"):
+        for q in _CUTOFF_POWERS:
+            design = np.column_stack([np.ones_like(u), logu, u**q]) * w[:, None]
+            coef, *_ = np.linalg.lstsq(design, lz * w, rcond=None)
+            cost = float(np.sum((design @ coef - lz * w) ** 2))
+            if np.isfinite(cost):
+                fits.append((cost, q, coef))
+    out = []
+    for _, q, (log_a, p, b) in sorted(fits, key=lambda f: f[0])[:keep]:
+        f = sp.Float
+        out.append(
+            sign * f(np.exp(log_a), 15) * sym ** f(p, 15) * sp.exp(f(b, 15) * sym ** f(q, 15))
         )
     return out

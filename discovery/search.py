@@ -11,7 +11,8 @@ The ``auto`` pipeline spends the budget where laws are found, not fits:
    ``h``), and a leading term plus a correction ``T(g) = a + b h1 + c h2``, on the
    reduced problem and the full one; then shifted and broken
    power laws of that input when there is one (:mod:`discovery.families`:
-   ``T(g) = a + b |u + c|**p``, ``g = A (u + c)**q (1 + B (u + c)**p)**r``);
+   ``T(g) = a + b |u + c|**p``, ``g = A u**p exp(B u**q)``,
+   ``g = A (u + c)**q (1 + B (u + c)**p)**r``);
 3. exhaustive enumeration (:mod:`discovery.exhaustive`) of every distinct small
    expression, on the reduced problem and on the full one, complete below its bound;
 4. Operon (:mod:`discovery.operon_backend`) with the remaining time, for larger laws;
@@ -518,7 +519,7 @@ def _pipeline(
 
 
 def _families(Z, z, syms, w, deadline, clock) -> list[sp.Expr]:
-    """Shifted and broken power laws (:mod:`discovery.families`) when ``Z`` ``(n, m)`` has
+    """Shifted, cut-off and broken power laws (:mod:`discovery.families`) when ``Z`` ``(n, m)`` has
     one input; ``z`` ``(n,)``, ``w`` its residual weights or None. Up to 10% of the search
     time left; nothing with more inputs."""
     if Z.shape[1] != 1:
@@ -527,6 +528,7 @@ def _families(Z, z, syms, w, deadline, clock) -> list[sp.Expr]:
     share = time.monotonic() + 0.1 * clock.left(deadline)
     u, sym = Z[:, 0], syms[0]
     out = families.shifted_power_laws(u, z, sym, weights=w)
+    out += families.cutoff_power_laws(u, z, sym, weights=w)
     return out + families.broken_power_laws(u, z, sym, weights=w, deadline=share)
 
 
