@@ -57,6 +57,7 @@ def _arviz():
     return arviz
 
 
+@pytest.mark.slow
 def test_verdict_is_converged_or_says_what_to_change(hard_run):
     """Split-Rhat < 1.01 on the low-k P(k) and a converged verdict, or converged = false with
     advice, a warning on stderr that repeats it, and the verdict in the report's digest."""
@@ -72,6 +73,7 @@ def test_verdict_is_converged_or_says_what_to_change(hard_run):
         assert any("--samples" in item or "--bias-prior" in item for item in verdict["advice"])
 
 
+@pytest.mark.slow
 def test_verdict_agrees_with_the_stored_draws(hard_run):
     """Rhat, ESS, rejection and energy-error statistics of summary.json recomputed from
     chain.h5 with ArviZ and NumPy (after the report's burn-in)."""
@@ -106,6 +108,7 @@ def test_verdict_agrees_with_the_stored_draws(hard_run):
     assert verdict["energy_error"]["abs_max"] == pytest.approx(np.max(np.abs(energy)), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_progress_lines_in_a_log(hard_run):
     """stderr is not a terminal: the sampling progress is a line per tenth of the steps, not
     a line per update, and the last one carries the convergence verdict."""
@@ -117,6 +120,7 @@ def test_progress_lines_in_a_log(hard_run):
     assert f"converged={converged}" in lines[-1]
 
 
+@pytest.mark.slow
 def test_inference_data_round_trip(hard_run):
     """Every exported value and shape equals the dataset of chain.h5 it comes from."""
     run, _, _ = hard_run
