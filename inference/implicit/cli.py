@@ -76,6 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--samples", type=int, default=10000, help="posterior draws")
     p.add_argument("--ppc", type=int, default=50, help="posterior predictive simulations")
+    p.add_argument(
+        "--compare", metavar="CHAIN", help="field-level chain.h5 whose contours to overlay"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run_infer)
 
@@ -270,11 +273,15 @@ def run_infer(args: argparse.Namespace) -> int:
     """``cosmolaw sbi infer``."""
     import numpy as np
 
-    from cosmolaw.io import atomic_h5, write_json
+    from cosmolaw.io import atomic_h5, write_json, write_toml
     from inference.data import load_counts
     from inference.implicit.diagnostics import out_of_distribution, predictive_check
     from inference.implicit.flows import NeuralPosterior
-    from inference.implicit.getdist_export import plot_contours, to_mcsamples
+    from inference.implicit.getdist_export import (
+        chain_to_mcsamples,
+        plot_contours,
+        to_mcsamples,
+    )
     from inference.implicit.summaries import galaxy_power, summary_from_dict
     from inference.implicit.training_set import read_training_set, simulate_at
 
@@ -286,6 +293,7 @@ def run_infer(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
     data = load_counts(args.data)
     _check_mock(data.attrs, model["training"])
+    compare = None if args.compare is None else chain_to_mcsamples(args.compare)
     summary = summary_from_dict(model["summary"])
     posterior = NeuralPosterior.load(args.model)
     box = float(model["training"]["sim/box"])
@@ -297,6 +305,7 @@ def run_infer(args: argparse.Namespace) -> int:
         "names": names,
         "mean": draws.mean(0),
         "std": draws.std(0),
+        "covariance": np.atleast_2d(np.cov(draws, rowvar=False)),
         "quantiles_16_50_84": np.percentile(draws, [16, 50, 84], axis=0),
         "out_of_distribution": check.to_dict(),
     }
@@ -319,13 +328,16 @@ def run_infer(args: argparse.Namespace) -> int:
         f.attrs["model"] = str(Path(args.model).resolve())
         f.attrs["data"] = str(Path(args.data).resolve())
     write_json(out / "summary.json", result)
+    options = {k: getattr(args, k) for k in ("model", "data", "samples", "ppc", "seed", "compare")}
+    write_toml(out / "config.toml", {"infer": options})
     prior = posterior.prior
     ranges = (
         {n: (lo, hi) for n, lo, hi in zip(names, prior.low, prior.high, strict=True)}
         if hasattr(prior, "low")
         else None
     )
-    plot_contours([to_mcsamples(draws, names, "ILI", ranges)], out / "contours.png", truth)
+    contours = [to_mcsamples(draws, names, f"ILI ({model['summary']['kind']})", ranges)]
+    plot_contours(contours + ([compare] if compare else []), out / "contours.png", truth)
     warn = " (OUTSIDE the training distribution)" if check.outside else ""
     stats = ", ".join(
         f"{n} = {m:.4f} +- {s:.4f}"

@@ -139,6 +139,8 @@ class NeuralPosterior:
         import optax
         from flowjax.train import fit_to_data
 
+        from cosmolaw.progress import is_interactive
+
         theta, summaries = _check_pairs(theta, summaries, self.prior.dim)
         self.whitener = Whitener.fit(summaries)
         z, _ = self.prior.to_unbounded(jnp.asarray(theta))
@@ -146,7 +148,7 @@ class NeuralPosterior:
         u, _ = self._to_u(jnp.asarray(theta))
         w = jnp.asarray(self.whitener(summaries), jnp.float32)
         s = self.settings
-        tty = self.progress and sys.stderr.isatty()
+        tty = self.progress and is_interactive(sys.stderr)
         self.flows, self.losses = [], []
         keys = jax.random.split(jax.random.key(s.seed), s.ensemble)
         for i, key in enumerate(keys):
@@ -217,7 +219,7 @@ class NeuralPosterior:
         key = jax.random.key(seed)
         keys = jax.random.split(key, len(self.flows) + 1)
         draws = np.stack(
-            [np.asarray(_sample(f, k, w, n)) for f, k in zip(self.flows, keys, strict=False)]
+            [np.asarray(_sample(f, k, w, n)) for f, k in zip(self.flows, keys[:-1], strict=True)]
         )
         pick = np.asarray(jax.random.randint(keys[-1], (w.shape[0], n), 0, len(self.flows)))
         u = np.take_along_axis(draws, pick[None, ..., None], axis=0)[0]

@@ -7,6 +7,8 @@ posteriors overlay in :func:`plot_contours`. GetDist (and matplotlib) are import
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,15 +43,16 @@ def to_mcsamples(
     samples = np.asarray(samples, float)
     if samples.ndim != 2 or samples.shape[1] != len(names):
         raise ValueError(f"samples of shape {samples.shape} is invalid: must be (n, {len(names)})")
-    return MCSamples(
-        samples=samples,
-        weights=weights,
-        names=list(names),
-        labels=[LABELS.get(n, n) for n in names],
-        label=label,
-        ranges=dict(ranges or {}),
-        settings={"ignore_rows": 0},
-    )
+    with contextlib.redirect_stdout(io.StringIO()):  # GetDist's "Removed no burn in"
+        return MCSamples(
+            samples=samples,
+            weights=weights,
+            names=list(names),
+            labels=[LABELS.get(n, n) for n in names],
+            label=label,
+            ranges=dict(ranges or {}),
+            settings={"ignore_rows": 0},
+        )
 
 
 def chain_to_mcsamples(

@@ -13,12 +13,21 @@ holds the true posterior's mass.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from inference.implicit.flows import FlowSettings, NeuralPosterior
 from inference.implicit.prior import Prior
+
+
+class Truncation(NamedTuple):
+    """Draws ``(n, p)`` of a truncated prior, the region's prior mass (accepted fraction) and
+    its boundary ``threshold`` on ``log q(theta | x_o)``."""
+
+    draws: np.ndarray
+    prior_mass: float
+    threshold: float
 
 
 def truncated_prior_draws(
@@ -28,11 +37,10 @@ def truncated_prior_draws(
     rng: np.random.Generator,
     quantile: float = 1e-4,
     max_batches: int = 100,
-) -> tuple[np.ndarray, float]:
-    """``n`` draws ``(n, p)`` of the prior restricted to ``posterior``'s highest-probability
-    region given ``observed`` ``(d,)``, by rejection from the prior; also the accepted
-    fraction (the region's prior mass). Raises ``RuntimeError`` when ``max_batches`` batches
-    of ``max(n, 1000)`` prior draws do not yield ``n``."""
+) -> Truncation:
+    """``n`` draws of the prior restricted to ``posterior``'s highest-probability region given
+    ``observed`` ``(d,)``, by rejection from the prior. Raises ``RuntimeError`` when
+    ``max_batches`` batches of ``max(n, 1000)`` prior draws do not yield ``n``."""
     draws = posterior.sample(observed, 10_000, seed=int(rng.integers(2**31)))
     threshold = np.quantile(posterior.log_prob(draws, observed), quantile)
     kept, tried = [], 0
@@ -42,7 +50,7 @@ def truncated_prior_draws(
         kept.append(batch[posterior.log_prob(batch, observed) >= threshold])
         if sum(map(len, kept)) >= n:
             accepted = np.concatenate(kept)
-            return accepted[:n], len(accepted) / tried
+            return Truncation(accepted[:n], len(accepted) / tried, float(threshold))
     raise RuntimeError(
         f"the truncated region holds less than {n / tried:.2g} of the prior: widen quantile"
     )
@@ -88,7 +96,7 @@ def sequential_npe(
         if posterior is None:
             theta, mass = prior.sample(rng, per_round), 1.0
         else:
-            theta, mass = truncated_prior_draws(posterior, observed, per_round, rng, quantile)
+            theta, mass, _ = truncated_prior_draws(posterior, observed, per_round, rng, quantile)
         thetas.append(theta)
         summaries.append(np.asarray(simulate(theta), float))
         posterior = NeuralPosterior(prior, settings, progress).fit(
