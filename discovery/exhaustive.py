@@ -476,7 +476,12 @@ def affine_pair_search(
             qa = np.ones(len(X)) if weights is None or weights[i] is None else weights[i] ** 2
             with np.errstate(all="ignore"):
                 A = np.stack([np.ones(len(X)), evaluate(h1, X), evaluate(h2, X)], axis=1)
+            if not np.all(np.isfinite(A)):  # finite on the scanned rows only
+                continue
+            try:
                 coef = np.linalg.lstsq(A * np.sqrt(qa)[:, None], t_all * np.sqrt(qa), rcond=None)[0]
+            except np.linalg.LinAlgError:
+                continue
             r = t_all - A @ coef
             if np.all(np.isfinite(r)):
                 out[-1].append((h1, h2, coef, float(np.mean(qa * r * r) / np.mean(qa))))
