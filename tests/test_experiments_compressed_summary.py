@@ -18,6 +18,7 @@ import pytest
 import sympy as sp
 
 from discovery.compress import load_network, summarise
+from discovery.operators import DEFAULT_OPERATORS, parse_operators
 from experiments.compressed_summary import ANGLE_TOL_DEG, DISTILL_TOL, QUICK, power_simulator
 from experiments.core.registry import run_experiment
 
@@ -27,6 +28,11 @@ def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("compressed-summary")
     run_experiment("compressed-summary", quick=True, out_dir=out)
     return out
+
+
+def test_search_space_does_not_know_the_answer():
+    assert parse_operators(QUICK["operators"]) == DEFAULT_OPERATORS
+    assert QUICK["max_complexity"] >= 15
 
 
 def smallest_eigenvector(fisher: np.ndarray) -> np.ndarray:
