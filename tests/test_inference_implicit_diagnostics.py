@@ -79,3 +79,13 @@ def test_pk_cut_and_moped_recover_a_linear_model():
     fisher = slope.T @ slope / 0.01  # of log P with noise 0.1 per bin
     info = moped.weights @ slope  # dt/dtheta; its Gram matrix is the summaries' Fisher matrix
     np.testing.assert_allclose(info.T @ info, fisher, rtol=0.1)
+
+
+def test_tarp_reference_points_are_independent_of_the_truths_generator():
+    # Truths drawn uniformly from default_rng(0): TARP's own reference points must not
+    # coincide with them (they did when TARP drew them from default_rng(seed=0) too).
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0.5, 1.5, (300, 2))
+    x = truth + 0.05 * rng.normal(size=truth.shape)
+    draws = x[:, None] + 0.05 * rng.normal(size=(300, 300, 2))
+    assert tarp_coverage(draws, truth, seed=0)["error"] < 0.1

@@ -21,6 +21,7 @@ for calibrated widths; it is not covered by the tests yet.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -47,45 +48,40 @@ def _fit_gp(params: dict[str, Any], x: Any, y: Any, diag: Any, steps: int = 300)
     return _fit_fn(steps)(params, x, y, diag)
 
 
-_FIT: dict[int | str, Any] = {}
-
-
+@functools.cache
 def _fit_fn(steps: int) -> Any:
-    if steps not in _FIT:
-        import jax
-        import optax
+    import jax
+    import optax
 
-        opt = optax.adam(0.05)
+    opt = optax.adam(0.05)
 
-        def loss(params, x, y, diag):
-            return -_gp(params, x, diag).log_probability(y)
+    def loss(params, x, y, diag):
+        return -_gp(params, x, diag).log_probability(y)
 
-        @jax.jit
-        def fit(params, x, y, diag):
-            def step(carry, _):
-                params, state = carry
-                grads = jax.grad(loss)(params, x, y, diag)
-                updates, state = opt.update(grads, state)
-                return (optax.apply_updates(params, updates), state), None
+    @jax.jit
+    def fit(params, x, y, diag):
+        def step(carry, _):
+            params, state = carry
+            grads = jax.grad(loss)(params, x, y, diag)
+            updates, state = opt.update(grads, state)
+            return (optax.apply_updates(params, updates), state), None
 
-            (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
-            return params
+        (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
+        return params
 
-        _FIT[steps] = fit
-    return _FIT[steps]
+    return fit
 
 
-def _predict(params: dict[str, Any], x: Any, y: Any, diag: Any, z: Any) -> tuple[Any, Any]:
-    """GP mean and variance at ``z`` given the padded training arrays (jitted on first use)."""
-    if "predict" not in _FIT:
-        import jax
+@functools.cache
+def _predict_fn() -> Any:
+    """GP mean and variance at ``z`` given the padded training arrays (jitted)."""
+    import jax
 
-        def predict(params, x, y, diag, z):
-            cond = _gp(params, x, diag).condition(y, z).gp
-            return cond.loc, cond.variance
+    def predict(params, x, y, diag, z):
+        cond = _gp(params, x, diag).condition(y, z).gp
+        return cond.loc, cond.variance
 
-        _FIT["predict"] = jax.jit(predict)
-    return _FIT["predict"](params, x, y, diag, z)
+    return jax.jit(predict)
 
 
 class BOLFI:
@@ -169,7 +165,7 @@ class BOLFI:
         import jax.numpy as jnp
 
         z = self.prior.to_unbounded(jnp.asarray(theta))[0]
-        mean, var = _predict(self.params_, *self._arrays(), z)
+        mean, var = _predict_fn()(self.params_, *self._arrays(), z)
         return np.asarray(mean), np.sqrt(np.maximum(np.asarray(var), 0.0))
 
     def fit(self, progress: bool = True) -> BOLFI:

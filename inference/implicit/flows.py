@@ -14,6 +14,7 @@ transformers (Durkan et al. 2019).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import sys
@@ -287,30 +288,26 @@ def _check_pairs(theta: Any, summaries: Any, dim: int) -> tuple[np.ndarray, np.n
 
 
 def _log_prob(flow: Any, u: Any, w: Any) -> Any:
-    return _jitted("log_prob")(flow, u, w)
+    return _flow_functions()["log_prob"](flow, u, w)
 
 
 def _sample(flow: Any, key: Any, w: Any, n: int) -> Any:
-    return _jitted("sample")(flow, key, w, n)
+    return _flow_functions()["sample"](flow, key, w, n)
 
 
-_JITTED: dict[str, Any] = {}
-
-
-def _jitted(name: str) -> Any:
+@functools.cache
+def _flow_functions() -> dict[str, Any]:
     """The jitted flow evaluations (built on first use, so JAX is imported lazily)."""
-    if name not in _JITTED:
-        import equinox as eqx
-        import jax
+    import equinox as eqx
+    import jax
 
-        @eqx.filter_jit
-        def log_prob(flow, u, w):
-            return flow.log_prob(u, condition=jax.numpy.broadcast_to(w, (len(u), w.shape[-1])))
+    @eqx.filter_jit
+    def log_prob(flow, u, w):
+        return flow.log_prob(u, condition=jax.numpy.broadcast_to(w, (len(u), w.shape[-1])))
 
-        @eqx.filter_jit
-        def sample(flow, key, w, n):
-            keys = jax.random.split(key, len(w))
-            return jax.vmap(lambda k, c: flow.sample(k, (n,), condition=c))(keys, w)
+    @eqx.filter_jit
+    def sample(flow, key, w, n):
+        keys = jax.random.split(key, len(w))
+        return jax.vmap(lambda k, c: flow.sample(k, (n,), condition=c))(keys, w)
 
-        _JITTED.update(log_prob=log_prob, sample=sample)
-    return _JITTED[name]
+    return {"log_prob": log_prob, "sample": sample}
