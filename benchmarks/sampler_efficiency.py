@@ -64,9 +64,11 @@ cosmolaw / control in ESS per 1000 gradients of the low-k P(k) 2.66 on ``default
 707 (raw MCLMC does not converge with b1 sampled: chains in the sign-flipped mode b1 < 0).
 Split-Rhat of cosmolaw 1.0026, 1.0029, 1.0196 (the last on b1, ESS/1000 of b1 5.3). On
 ``pm32`` cosmolaw's chains do not mix: the Hessian preconditioner's per-shell information
-comes out zero in the 2nd and 5th k-shells (latent widths there the prior's, about ten times
+comes out zero in the 2nd and 5th k-shells (latent widths there the prior's, several times
 the posterior's), the warm-up's first steps (0.25 sqrt(d) = 45 latent units) throw the 2nd
-shell's P(k) to ~180 times the prior, and the tuned step (0.012) cannot bring it back.
+shell's P(k) to ~150 times the prior, and the tuned step (0.012) cannot bring it back; the
+control on the same latent density goes the same way (2nd shell 11 times the prior), and raw
+MCLMC's chains stay apart too (2 chains x 100 steps only: split-Rhat 3 and above for all).
 """
 
 from __future__ import annotations
