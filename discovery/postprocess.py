@@ -211,6 +211,11 @@ def prune(
         if deadline is not None and time.monotonic() > deadline:
             break
         pexpr, syms, values = parametrize(expr)
+        if len(values) != len(fit.params):  # fitted constants that came out equal are one
+            model = numpy_model(pexpr, variables, syms)
+            if model is None:
+                break
+            fit = least_squares(model, values, X, y, weights=weights)
         errs = stderr(fit, n, known)
         rel = errs / np.maximum(np.abs(values), 1e-300)
         j = int(np.argmax(rel)) if len(rel) else 0
