@@ -66,3 +66,15 @@ def test_symbolic_summaries_keep_information_of_their_inputs():
     # the same simulations estimate both, so the ratio is precise; a law of the inputs can
     # only lose information (up to the estimation noise of a 2x2 Fisher from 1000 sims)
     assert 0.9 < kept < 1.02
+
+
+def test_neighbour_noise_recovers_the_scatter_at_fixed_inputs():
+    from discovery.compress import neighbour_noise
+
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1.0, 1.0, (400, 3))
+    smooth = np.column_stack([np.sin(x[:, 0]) + x[:, 1] * x[:, 2], 2.0 * x[:, 0] - x[:, 1]])
+    sigma = np.array([0.1, 0.3])
+    got = neighbour_noise(x, smooth + sigma * rng.normal(size=smooth.shape))
+    np.testing.assert_allclose(got, sigma, rtol=0.15)
+    assert np.all(neighbour_noise(x, smooth) < 0.2 * sigma)  # no noise: small

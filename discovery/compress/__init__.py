@@ -21,7 +21,7 @@ from discovery.compress.datasets import (
     simulate_fisher_set,
     summary_derivatives,
 )
-from discovery.compress.distill import SymbolicSummaries, distill
+from discovery.compress.distill import SymbolicSummaries, distill, neighbour_noise
 from discovery.compress.fisher import FisherStats, fisher_stats, gaussian_fisher, log_det
 from discovery.compress.grf import gaussian_field, power_law_fisher
 from discovery.compress.imnn import IMNNConfig, compressor_fisher, imnn_loss, train_imnn
@@ -52,6 +52,7 @@ __all__ = [
     "coarse_log_power",
     "compressor_fisher",
     "distill",
+    "neighbour_noise",
     "fisher_stats",
     "fit_input_scaling",
     "fit_moped",

@@ -36,20 +36,52 @@ class SymbolicSummaries:
         return [str(law.expression) for law in self.laws]
 
 
+def neighbour_noise(inputs: np.ndarray, summaries: np.ndarray, k: int | None = None) -> np.ndarray:
+    """The scatter of each summary that no smooth function of ``inputs`` explains, ``(p,)``.
+
+    A local-linear difference estimate, independent of any global law: each row's summaries
+    are predicted by a linear fit to its ``k`` nearest other rows in the standardised inputs
+    ``(n, d)`` (default ``k = 4 d + 4``), and ``sigma_j**2`` is the mean of the squared
+    prediction errors divided by ``1 + h`` (``h`` the fit's variance at the row in units of
+    ``sigma**2``), for ``summaries`` ``(n, p)``. Curvature of the law within a neighbourhood
+    is the only bias; it is second order in the neighbourhood's size.
+    """
+    x = np.asarray(inputs, float)
+    x = (x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-300)
+    t = np.asarray(summaries, float)
+    n, d = x.shape
+    k = min(4 * d + 4 if k is None else int(k), n - 1)
+    if k < d + 2:
+        raise ValueError(f"inputs has {n} rows: at least {d + 3} are needed for {d} inputs")
+    d2 = np.sum((x[:, None, :] - x[None, :, :]) ** 2, axis=-1)
+    np.fill_diagonal(d2, np.inf)
+    near = np.argsort(d2, axis=1)[:, :k]  # (n, k)
+    design = np.concatenate([np.ones((n, k, 1)), x[near] - x[:, None, :]], axis=-1)
+    gram_inv = np.linalg.inv(np.einsum("nki,nkj->nij", design, design))  # (n, d+1, d+1)
+    coef = np.einsum("nij,nkj,nkp->nip", gram_inv, design, t[near])  # (n, d+1, p)
+    leverage = gram_inv[:, 0, 0]  # prediction at the row itself: the intercept
+    error = t - coef[:, 0, :]
+    return np.sqrt(np.mean(error**2 / (1.0 + leverage[:, None]), axis=0))
+
+
 def distill(
     inputs: np.ndarray,
     summaries: np.ndarray,
     variables: Sequence[str],
-    operators: str = "add,sub,mul,div,log",
+    operators: str | None = "add,sub,mul,div,log",
     max_complexity: int = 15,
     budget_s: float = 30.0,
     criterion: str = "best",
     seed: int = 0,
     backend: str = "auto",
+    sigma: np.ndarray | None = None,
 ) -> SymbolicSummaries:
     """Fit each column of ``summaries`` (n, p) as a law of ``inputs`` (n, n_inputs) named
     ``variables``; ``budget_s`` is the search time per summary, ``backend`` and ``criterion``
-    are those of ``discovery.discover`` and ``ParetoFront.best``."""
+    are those of ``discovery.discover`` and ``ParetoFront.best``. ``sigma`` ``(p,)``: the
+    scatter of each summary at fixed inputs (e.g. :func:`neighbour_noise`), which the
+    search's chi-square and description length then use; None lets the engine estimate it
+    from its most accurate law."""
     from discovery import discover
 
     inputs = np.asarray(inputs, float)
@@ -69,6 +101,7 @@ def distill(
             seed=seed,
             backend=backend,
             target=f"t{j}",
+            sigma=None if sigma is None else float(sigma[j]),
         )
         for j in range(summaries.shape[1])
     )
