@@ -124,14 +124,16 @@ def solve(
     n_test: int = 1000,
 ) -> Outcome:
     """Sample ``rows`` training rows (seeded by ``data_seed``) with Gaussian noise of
-    ``noise * rms(y)``, search for ``budget_s`` seconds and judge the law chosen by
-    ``criterion`` on ``n_test`` noiseless held-out rows."""
+    ``noise * rms(y)``, search for ``budget_s`` seconds with that noise as the rows' sigma
+    (noiseless rows: the engine estimates it) and judge the law chosen by ``criterion`` on
+    ``n_test`` noiseless held-out rows."""
     if noise < 0:
         raise ValueError(f"noise={noise!r}; allowed: >= 0 (in units of rms(y))")
     rng = np.random.default_rng(data_seed)
     X, y = sample(problem, rows, rng)
     Xt, yt = sample(problem, n_test, rng)
-    y_train = y + noise * np.sqrt(np.mean(y**2)) * rng.normal(size=y.shape)
+    scale = noise * np.sqrt(np.mean(y**2))
+    y_train = y + scale * rng.normal(size=y.shape)
     start = time.monotonic()
     target = next(t for t in ("y", "f", "target") if t not in problem.names)
     front = discover(
@@ -142,6 +144,7 @@ def solve(
         backend=backend,
         seed=seed,
         target=target,
+        sigma=scale if noise > 0 else None,  # the noise the rows were given is known
     )
     seconds = time.monotonic() - start
     law = front.best(criterion)

@@ -40,7 +40,7 @@ QUICK: dict[str, Any] = {
     "problems": ["I.12.1", "I.14.4", "I.39.1", "II.34.2"],
     "noise_levels": [0.0, 0.01],
     "rows": 200,
-    "budget_s": 5.0,
+    "budget_s": 10.0,
     "backend": "auto",
     "criterion": "mdl",
     "seed": 0,
@@ -151,8 +151,7 @@ def _plan(config: dict[str, Any], seed: int) -> _Plan:
 def _solve(plan: _Plan, config: dict[str, Any], seed: int) -> list[Any]:
     """Step 2: ``discovery.feynman.solve`` of every (problem, noise level), problem by problem;
     one outcome each, in that order."""
-    from tqdm.auto import tqdm
-
+    from cosmolaw.progress import progress_bar
     from discovery import feynman
 
     jobs = [(p, noise) for p in plan.problems for noise in plan.noise_levels]
@@ -167,7 +166,7 @@ def _solve(plan: _Plan, config: dict[str, Any], seed: int) -> list[Any]:
             seed=seed,
             data_seed=plan.data_seeds[problem.name],
         )
-        for problem, noise in tqdm(jobs, desc="feynman", unit="problem")
+        for problem, noise in progress_bar(jobs, desc="feynman", unit="problem")
     ]
 
 

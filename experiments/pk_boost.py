@@ -194,8 +194,7 @@ def boost_table(config: dict[str, Any], cosmologies: list[list[float]]) -> np.nd
         q = k / (Omega_m h), Delta2_lin, the PM boost (mean over seeds and pairs) and
         halofit's boost at the same point.
     """
-    from tqdm.auto import tqdm
-
+    from cosmolaw.progress import progress_bar
     from simulator.cosmology import Cosmology
     from simulator.ic import white_noise
 
@@ -203,7 +202,7 @@ def boost_table(config: dict[str, Any], cosmologies: list[list[float]]) -> np.nd
     times = [*conf.snapshots, conf.a_stop]
     noises = [white_noise(int(s), conf) for s in config["seeds"]]
     rows = []
-    for om, s8 in tqdm(cosmologies, desc="pk-boost cosmologies", unit="cosmo"):
+    for om, s8 in progress_bar(cosmologies, desc="pk-boost cosmologies", unit="cosmo"):
         cosmo = Cosmology.planck18(Omega_m=float(om), sigma8=float(s8))
         run_ratio = _jitted(_run_ratio, ("conf",))
         runs = [run_ratio(sign * n, cosmo, conf) for n in noises for sign in (1.0, -1.0)]

@@ -244,6 +244,6 @@ def test_quickstart_prints_report_and_passes_its_checks(run_dir, capsys):
     assert "data:image/png;base64," in report.read_text()  # self-contained, with figures
     found = json.loads((run_dir / "discoveries.json").read_text())
     assert found["experiment"] == "quickstart"
-    assert len(found["checks"]) == 3 and all(c["passed"] for c in found["checks"])
+    assert len(found["checks"]) == 6 and all(c["passed"] for c in found["checks"])
     # Same mock and posterior: the hand-written law's chains were resumed, not redrawn.
     assert sorted(run_dir.glob("chains/hand_written-*/chain.h5")) == hand_chains
