@@ -671,9 +671,24 @@ def run(config: dict[str, Any], out_dir: Path):
     # 4. Closing the loop: the discovered law as the bias model.
     loop = close_the_loop(found, data, hand, config, out_dir) if config["close_loop"] else None
     # 5. Checks, data file and the report's inputs.
-    checks = _checks(found, form, binned, hand, data, loop, config)
-    _write_data(out_dir / "field_level_bias.h5", binned, found, loop)
-    return _result(found, form, binned, hand, data, loop, checks, config)
+    steps = Steps(data, hand, binned, found, form, loop)
+    checks = _checks(steps, config)
+    _write_data(out_dir / "field_level_bias.h5", steps)
+    return _result(steps, checks, config)
+
+
+@dataclass(frozen=True)
+class Steps:
+    """What the steps of :func:`run` produced: the mock, the hand-written law's posterior,
+    the binned posterior, the discovery, its comparison with the hand-written form and the
+    closed loop's fit (None when the loop is not closed)."""
+
+    data: MockData
+    hand: PosteriorSamples
+    binned: BinnedPosterior
+    found: Discovery
+    form: FormComparison
+    loop: LoopFit | None
 
 
 def _true_curve(obs) -> Callable[[np.ndarray], np.ndarray]:
@@ -682,15 +697,7 @@ def _true_curve(obs) -> Callable[[np.ndarray], np.ndarray]:
     return lambda X: np.asarray(law(np.asarray(X[:, 0] - 1.0, np.float32), params), float)
 
 
-def _checks(
-    found: Discovery,
-    form: FormComparison,
-    binned: BinnedPosterior,
-    hand: PosteriorSamples,
-    data: MockData,
-    loop: LoopFit | None,
-    config: dict[str, Any],
-) -> list:
+def _checks(steps: Steps, config: dict[str, Any]) -> list:
     """The law against the true one over the data range, the law itself (:func:`_law_checks`),
     its fit to the counts against the hand-written law's (when the loop was closed), and the
     posterior mean against the truth."""
@@ -698,6 +705,7 @@ def _checks(
     from experiments.core.law_search import univariate
     from experiments.core.stages import above, below
 
+    data, binned, found, loop = steps.data, steps.binned, steps.found, steps.loop
     grid = np.linspace(*binned.x_range, 200)[:, None]
     mean = float(np.asarray(data.mock.counts).mean() / data.obs.nbar_cell)
     law = univariate(found.expression, "x")(grid)
@@ -709,7 +717,7 @@ def _checks(
             curve_error,
             float(config["curve_tolerance"]),
         ),
-        *_law_checks(found, form),
+        *_law_checks(found, steps.form),
     ]
     if loop is not None:
         fit = loop.summary(float(config["fit_tolerance_spread"]))
@@ -723,7 +731,7 @@ def _checks(
             )
         )
     truth = data.truth["delta_observed"].ravel()
-    r_truth = float(np.corrcoef(hand.delta.mean(axis=0).ravel(), truth)[0, 1])
+    r_truth = float(np.corrcoef(steps.hand.delta.mean(axis=0).ravel(), truth)[0, 1])
     checks.append(
         above(
             "correlation of the posterior mean density with the true density (per cell)",
@@ -771,11 +779,12 @@ def _law_checks(found: Discovery, form: FormComparison) -> list:
     ]
 
 
-def _write_data(path: Path, binned: BinnedPosterior, found: Discovery, loop: LoopFit | None):
+def _write_data(path: Path, steps: Steps):
     """``field_level_bias.h5``: the binned curves, bin edges, the constants per sample and
     their uncertainties, and the deviances of the closed loop."""
     from experiments.core.stages import write_data_file
 
+    binned, found, loop = steps.binned, steps.found, steps.loop
     datasets = {
         f"{part}/{key}": value
         for part, curves in (("train", binned.train), ("held_out", binned.held_out))
@@ -794,16 +803,7 @@ def _write_data(path: Path, binned: BinnedPosterior, found: Discovery, loop: Loo
     write_data_file(path, NAME, {}, datasets, attrs={"constants/names": found.names})
 
 
-def _result(
-    found: Discovery,
-    form: FormComparison,
-    binned: BinnedPosterior,
-    hand: PosteriorSamples,
-    data: MockData,
-    loop: LoopFit | None,
-    checks: list,
-    config: dict[str, Any],
-):
+def _result(steps: Steps, checks: list, config: dict[str, Any]):
     """The ``ExperimentResult``: the law with its front, constants and literature, and the
     description of the data for the report."""
     from experiments.core.law_search import univariate
@@ -811,7 +811,8 @@ def _result(
     from experiments.core.registry import ExperimentResult
     from experiments.core.stages import seeds_of
 
-    conf, obs = data.conf, data.obs
+    data, hand, binned, found, form = steps.data, steps.hand, steps.binned, steps.found, steps.form
+    conf, obs, loop = data.conf, data.obs, steps.loop
     predict = univariate(found.expression, "x")
     fit_summary = loop.summary(float(config["fit_tolerance_spread"])) if loop else {}
     hand_mean = {k: float(np.mean(v)) for k, v in hand.bias.items()}
