@@ -40,7 +40,7 @@ QUICK: dict[str, Any] = {
     "problems": ["I.12.1", "I.14.4", "I.39.1", "II.34.2"],
     "noise_levels": [0.0, 0.01],
     "rows": 200,
-    "budget_s": 10.0,
+    "budget_s": 20.0,
     "backend": "auto",
     "criterion": "mdl",
     "seed": 0,

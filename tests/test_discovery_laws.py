@@ -23,7 +23,8 @@ def _noisy(y, noise, seed):
 def test_power_law_exponent_survives_snapping(noise):
     x = np.random.default_rng(0).uniform(1, 5, (N_ROWS, 1))
     y = _noisy(x[:, 0] ** 0.55, noise, 1)
-    front = discover(x, y, variables=["x"], operators=OPS, budget_s=5, seed=0)
+    # 15 s: the post-processing (refits, snapping) must reach the power law under CI load
+    front = discover(x, y, variables=["x"], operators=OPS, budget_s=15, seed=0)
     best = front.best("mdl").expression
     (xs,) = front.variables
     powers = [p.exp for p in best.atoms(sp.Pow) if p.base == xs]
