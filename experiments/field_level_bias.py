@@ -754,6 +754,7 @@ def _law_checks(found: Discovery, form: FormComparison) -> list:
     from experiments.core.html_report import Check
     from experiments.core.stages import below
 
+    lengths = form.description_lengths
     relative = np.abs(found.sigma) / np.maximum(np.abs(found.values), 1e-300)
     worst = float(np.max(relative, initial=0.0))
     return [
@@ -768,8 +769,10 @@ def _law_checks(found: Discovery, form: FormComparison) -> list:
             f"rms relative difference between the law and {form.form}'s form fitted to it "
             "over the data range",
             form.mismatch,
-            f"< {FORM_TOLERANCE:g}, with no more constants than the form",
-            form.same_form,
+            f"< {FORM_TOLERANCE:g} with no more constants than the form, or the data do not "
+            "prefer the form: its description length is not shorter than the law's "
+            f"({lengths['hand-written form']:.1f} vs {lengths['discovered']:.1f} nats)",
+            form.same_form or lengths["hand-written form"] >= lengths["discovered"],
         ),
         below(
             f"max |parameter - truth| / sigma of {form.form}'s form fitted to the posterior curves",

@@ -28,6 +28,5 @@ FULL: dict[str, Any] = {
     "box": 256.0,
     "thin": 10,
     "n_bins": 48,
-    "budget_s": 30.0,
 }
 run = field_level_bias.run
