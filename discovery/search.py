@@ -569,14 +569,15 @@ def _postprocess(
     w = noise.weights
     unique = list(dict.fromkeys(postprocess.merge_constants(e) for e in raw))
     clock.stage("refit")
-    # the most accurate of each complexity first, then the second of each ...: when the
-    # budget cuts the refits short, it cuts the worst of each size, not the simple laws
+    # the most accurate of each complexity first, simplest first, then the second of each
+    # ...: when the budget cuts the refits short, it cuts the worst of each size and the
+    # largest laws, never a simple law that a complex overfit merely out-fits
     laws = {e: fit.Law.of(e, symbols) for e in unique}
     prior = {e: laws[e].mse(X, y, w) for e in unique}
     rank: dict[sp.Expr, int] = {}
     for e in sorted(unique, key=prior.__getitem__):
         rank[e] = sum(1 for o in rank if complexity(o) == complexity(e))
-    unique.sort(key=lambda e: (rank[e], prior[e]))
+    unique.sort(key=lambda e: (rank[e], complexity(e), prior[e]))
     end = clock.post_end()
     refit_end = time.monotonic() + 0.6 * clock.left(end)
     refitted = []

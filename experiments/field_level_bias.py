@@ -52,8 +52,8 @@ QUESTION = (
     "the bias model, fit the counts as well as the hand-written law (Neyrinck et al. 2014)?"
 )
 QUICK: dict[str, Any] = {
-    "mesh": 16,
-    "box": 128.0,
+    "mesh": 32,
+    "box": 256.0,
     "a_stop": 1.0,
     "model": "lpt1",
     "bias": "neyrinck",
@@ -64,10 +64,10 @@ QUICK: dict[str, Any] = {
     "samples": 500,
     "warmup": 150,
     "chains": 2,
-    "thin": 5,
+    "thin": 10,
     "burn_fraction": 0.2,
     "inference_seed": 0,
-    "n_bins": 32,
+    "n_bins": 48,
     "range_quantiles": [0.02, 0.98],
     "operators": None,  # the engine's default basis
     "max_complexity": 15,
