@@ -64,7 +64,7 @@ QUICK: dict[str, Any] = {
     "samples": 500,
     "warmup": 150,
     "chains": 2,
-    "thin": 10,
+    "thin": 5,
     "burn_fraction": 0.2,
     "inference_seed": 0,
     "n_bins": 48,
