@@ -6,6 +6,10 @@ exit code). Only the module of the command being run is imported (importing a
 package starts JAX), so ``cosmolaw --help`` lists the commands from ``COMMANDS``
 without importing any of them.
 
+A command may also have extensions (``EXTENSIONS``): modules imported just before its own,
+which fill its registries with what its package may not import itself (the IMNN summary of
+``cosmolaw sbi`` trains with ``discovery``, which ``inference`` does not import).
+
 Bad input raises ``ValueError`` (naming the parameter, its value and what is
 allowed); the dispatcher prints that one line and exits with status 2.
 """
@@ -31,6 +35,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("experiments.cli", "run an experiment and write its report"),
 }
 
+#: Modules imported before a command's own module when that command runs (one-way imports:
+#: they wire packages together for it).
+EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "sbi": ("experiments.core.imnn_summary",),
+}
+
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser: ``command``'s module registers its full sub-parser(s); the
@@ -43,6 +53,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cosmolaw {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = {COMMANDS[command][0]} if command in COMMANDS else set()
+    for module in EXTENSIONS.get(command, ()):
+        importlib.import_module(module)
     registered: set[str] = set()
     for name, (module, summary) in COMMANDS.items():
         if module in wanted:

@@ -5,9 +5,11 @@
   (``--prior NAME=LOW,HIGH``, default Omega_m in [0.2, 0.45] and sigma8 in [0.6, 1.0]) and
   simulated with the observation model of ``mock.h5`` (or of ``--mesh/--box/--model/--nbar``);
   rerun the same command to continue an interrupted set; ``mpiexec -n P`` shares it.
-- ``cosmolaw sbi train --data DIR --summary pk|moped --out DIR``: an ensemble of flows on
-  ``log P(k)`` to ``--kmax`` (h/Mpc or ``nyquist``) or on its MOPED compression, with TARP
-  and SBC on a held-out share of the set (``DIR/diagnostics.json``).
+- ``cosmolaw sbi train --data DIR --summary pk|moped|imnn --out DIR``: an ensemble of flows on
+  ``log P(k)`` to ``--kmax`` (h/Mpc or ``nyquist``), on its MOPED compression, or on the
+  summaries of an IMNN trained on the counts themselves (``--imnn-sims`` fiducial simulations
+  per set, at most ``--imnn-steps`` steps; saved as ``DIR/imnn.h5``), with TARP and SBC on a
+  held-out share of the set (``DIR/diagnostics.json``).
 - ``cosmolaw sbi infer --model DIR --data mock.h5 --out DIR``: posterior draws
   (``posterior.h5``), ``summary.json`` (means, spreads, the out-of-distribution check and a
   posterior predictive check) and GetDist contours (``contours.png``).
@@ -24,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SUMMARIES = ("pk", "moped", "imnn")
+SUMMARIES = ("pk", "moped")
 MODEL_FILE = "model.json"
 
 
@@ -60,12 +62,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("train", help="train a neural posterior on a training set")
     p.add_argument("--data", required=True, help="directory of training_set.h5")
-    p.add_argument("--summary", default="pk", help="pk, moped (imnn: not available yet)")
+    p.add_argument("--summary", default="pk", help="pk, moped or imnn")
     p.add_argument("--out", required=True, help="model directory")
     p.add_argument("--kmax", default="0.15", help="largest k in h/Mpc, or 'nyquist'")
     p.add_argument("--flow", default="maf", help="maf or coupling")
     p.add_argument("--ensemble", type=int, default=3, help="flows in the ensemble")
     p.add_argument("--heldout", type=float, default=0.1, help="share held out for coverage")
+    p.add_argument(
+        "--imnn-sims", type=int, default=200, help="IMNN fiducial simulations per set (imnn)"
+    )
+    p.add_argument("--imnn-steps", type=int, default=1000, help="IMNN training steps at most")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_train)
@@ -159,17 +165,21 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 def _train_options(args: argparse.Namespace) -> dict[str, Any]:
     from inference.implicit.flows import FlowSettings
-    from inference.implicit.summaries import parse_kmax
+    from inference.implicit.summaries import FIELD_SUMMARIES, parse_kmax
 
-    if args.summary == "imnn":
+    allowed = [*SUMMARIES, *FIELD_SUMMARIES]
+    if args.summary == "imnn" and "imnn" not in FIELD_SUMMARIES:
         raise ValueError(
-            "--summary 'imnn' is not available yet: an IMNN trained on the 3D counts needs "
-            "discovery.compress, which inference may not import; use pk or moped"
+            "--summary 'imnn' is not registered: it trains with discovery.compress, which "
+            "inference may not import; run it through the cosmolaw command (or import "
+            "experiments.core.imnn_summary first)"
         )
-    if args.summary not in SUMMARIES:
-        raise ValueError(f"--summary {args.summary!r} is not allowed (allowed: pk, moped)")
+    if args.summary not in allowed:
+        raise ValueError(f"--summary {args.summary!r} is not allowed (allowed: {allowed})")
     if not 0 < args.heldout < 0.5:
         raise ValueError(f"--heldout={args.heldout!r} is invalid: must be in (0, 0.5)")
+    _require_int("--imnn-sims", args.imnn_sims, 8)
+    _require_int("--imnn-steps", args.imnn_steps, 1)
     settings = FlowSettings(flow=args.flow, ensemble=args.ensemble, seed=args.seed)
     return {"kmax": parse_kmax(args.kmax), "settings": settings}
 
@@ -183,7 +193,7 @@ def run_train(args: argparse.Namespace) -> int:
     from cosmolaw.io import write_json, write_toml
     from inference.implicit.diagnostics import sbc_ranks, tarp_coverage
     from inference.implicit.flows import NeuralPosterior
-    from inference.implicit.summaries import LinearCompression, PowerSummary
+    from inference.implicit.summaries import FIELD_SUMMARIES, LinearCompression, PowerSummary
     from inference.implicit.training_set import read_training_set
 
     opts = _train_options(args)
@@ -196,9 +206,16 @@ def run_train(args: argparse.Namespace) -> int:
     order = np.random.default_rng(args.seed).permutation(n)
     test, train = order[:held], order[held:]
     summary = base
-    if args.summary == "moped":
-        summary = LinearCompression.fit(base, data.theta[train], data.pk[train])
-    x = summary(data.pk)
+    if args.summary in FIELD_SUMMARIES:
+        counts = data.read_counts()  # refuses a set stored without counts, before training
+        summary = FIELD_SUMMARIES[args.summary].train(
+            data, args.imnn_sims, args.imnn_steps, args.seed, not args.no_progress
+        )
+        x = summary(counts)
+    else:
+        if args.summary == "moped":
+            summary = LinearCompression.fit(base, data.theta[train], data.pk[train])
+        x = summary(data.pk)
     posterior = NeuralPosterior(data.prior, opts["settings"], progress=not args.no_progress)
     posterior.fit(data.theta[train], x[train])
     draws = posterior.sample_many(x[test], 500, seed=args.seed + 1)
@@ -206,6 +223,8 @@ def run_train(args: argparse.Namespace) -> int:
     sbc = sbc_ranks(draws, data.theta[test])
     out = Path(args.out)
     posterior.save(out)
+    if args.summary in FIELD_SUMMARIES:
+        summary.save(out)
     training = {k: v for k, v in data.attrs.items() if k != "signature"}
     write_json(
         out / MODEL_FILE,
@@ -232,6 +251,8 @@ def run_train(args: argparse.Namespace) -> int:
             "kmax": opts["kmax"],
             "data": str(Path(args.data).resolve()),
             "heldout": args.heldout,
+            "imnn_sims": args.imnn_sims,
+            "imnn_steps": args.imnn_steps,
             "settings": dataclasses.asdict(opts["settings"]),
         },
     )
@@ -269,6 +290,25 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _counts_summary(model_dir: str, model: dict[str, Any]) -> Any:
+    """``summarise(counts, selection) -> (d,)``: the trained summary of one field of counts
+    ``(m, m, m)`` under ``selection`` ``(m, m, m)``, as ``sbi train`` stored it."""
+    from inference.implicit.summaries import FIELD_SUMMARIES, galaxy_power, summary_from_dict
+
+    kind = model["summary"]["kind"]
+    if kind in FIELD_SUMMARIES:
+        field = FIELD_SUMMARIES[kind].load(Path(model_dir))
+        return lambda counts, selection: field(counts)
+    if kind not in SUMMARIES:
+        raise ValueError(
+            f"--model {model_dir!r}: summary kind {kind!r} is not registered (known: "
+            f"{[*SUMMARIES, *FIELD_SUMMARIES]}); run it through the cosmolaw command"
+        )
+    summary = summary_from_dict(model["summary"])
+    box = float(model["training"]["sim/box"])
+    return lambda counts, selection: summary(galaxy_power(counts, selection, box)[1])
+
+
 def run_infer(args: argparse.Namespace) -> int:
     """``cosmolaw sbi infer``."""
     import numpy as np
@@ -282,8 +322,7 @@ def run_infer(args: argparse.Namespace) -> int:
         plot_contours,
         to_mcsamples,
     )
-    from inference.implicit.summaries import galaxy_power, summary_from_dict
-    from inference.implicit.training_set import read_training_set, simulate_at
+    from inference.implicit.training_set import read_training_set, simulate_counts
 
     _require_int("--samples", args.samples, 1)
     _require_int("--ppc", args.ppc, 0)
@@ -294,10 +333,9 @@ def run_infer(args: argparse.Namespace) -> int:
     data = load_counts(args.data)
     _check_mock(data.attrs, model["training"])
     compare = None if args.compare is None else chain_to_mcsamples(args.compare)
-    summary = summary_from_dict(model["summary"])
+    summarise = _counts_summary(args.model, model)
     posterior = NeuralPosterior.load(args.model)
-    box = float(model["training"]["sim/box"])
-    observed = summary(galaxy_power(data.counts, data.selection, box)[1])
+    observed = summarise(data.counts, data.selection)
     check = out_of_distribution(observed, posterior.whitener)
     draws = posterior.sample(observed, args.samples, seed=args.seed)
     names = model["names"]
@@ -318,7 +356,10 @@ def run_infer(args: argparse.Namespace) -> int:
         spec = read_training_set(model["data"]).spec()
         rng = np.random.default_rng(args.seed)
         picks = draws[rng.choice(len(draws), args.ppc, replace=False)]
-        sims = [summary(simulate_at(spec, t, int(rng.integers(2**31 - 1)))[1]) for t in picks]
+        sims = [
+            summarise(simulate_counts(spec, t, int(rng.integers(2**31 - 1))), spec.selection)
+            for t in picks
+        ]
         result["predictive_check"] = predictive_check(observed, np.stack(sims))
     out = Path(args.out)
     with atomic_h5(out / "posterior.h5") as f:

@@ -7,14 +7,21 @@
 - :class:`LinearCompression`: MOPED-style compression to one number per parameter, fitted on a
   training set drawn over the prior (``--summary moped``);
 - :class:`Whitener`: mean and covariance of a training set's summaries; the flows are
-  conditioned on whitened summaries and the out-of-distribution check measures distances there.
+  conditioned on whitened summaries and the out-of-distribution check measures distances there;
+- :data:`FIELD_SUMMARIES`: summaries learned from the galaxy counts themselves (``--summary
+  imnn``). Their compressors live in ``discovery``, which ``inference`` may not import, so a
+  layer allowed to import both registers them here (:func:`register_field_summary`):
+  ``experiments.core.imnn_summary`` registers ``"imnn"`` when imported, and the ``cosmolaw``
+  command imports it before ``cosmolaw sbi`` runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -197,3 +204,47 @@ class Whitener:
     def from_dict(cls, table: dict[str, Any]) -> Whitener:
         """Inverse of :meth:`to_dict`."""
         return cls(*(np.asarray(table[k], float) for k in ("mean", "chol", "distances")))
+
+
+class FieldSummary(Protocol):
+    """A summary of the galaxy counts themselves (a trained compressor)."""
+
+    def __call__(self, counts: np.ndarray) -> np.ndarray:
+        """Summaries ``(N, d)`` of counts ``(N, m, m, m)`` [galaxies per cell]."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for ``model.json`` (with ``"kind"``)."""
+
+    def save(self, model_dir: Path) -> None:
+        """Write what :attr:`FieldSummaryKind.load` needs into ``model_dir``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldSummaryKind:
+    """How ``cosmolaw sbi`` trains and loads one kind of field summary.
+
+    Attributes:
+        train: ``train(data, sims, steps, seed, progress) -> FieldSummary`` with ``data`` a
+            :class:`inference.implicit.training_set.TrainingSet` (its specification gives the
+            simulator and observation model), ``sims`` simulations per training and
+            validation set of the compressor, ``steps`` its most training steps, ``seed`` an
+            integer >= 0 and ``progress`` whether to show bars.
+        load: ``load(model_dir) -> FieldSummary``, the summary saved in ``model_dir``.
+    """
+
+    train: Callable[..., FieldSummary]
+    load: Callable[[Path], FieldSummary]
+
+
+#: Field summaries by ``--summary`` name, filled by :func:`register_field_summary`.
+FIELD_SUMMARIES: dict[str, FieldSummaryKind] = {}
+
+
+def register_field_summary(
+    kind: str, train: Callable[..., FieldSummary], load: Callable[[Path], FieldSummary]
+) -> None:
+    """Make ``--summary kind`` train with ``train`` and ``sbi infer`` load with ``load``
+    (see :class:`FieldSummaryKind`); registering a kind again replaces it."""
+    if kind in ("pk", "moped"):
+        raise ValueError(f"kind={kind!r} is invalid: 'pk' and 'moped' are built in")
+    FIELD_SUMMARIES[kind] = FieldSummaryKind(train, load)

@@ -5,9 +5,11 @@ Member ``i`` draws its parameters and its initial-conditions seed from
 ``numpy.random.default_rng([seed, i])``, sets them on the base cosmology and observation
 (prior names are :class:`simulator.cosmology.Cosmology` fields, bias parameters of the
 observation's law, or ``nbar_cell``) and runs :func:`simulator.observe.mock.make_mock`: the
-forward model, bias, selection and noise of ``cosmolaw mock``. Its summary is the galaxy power
-spectrum to the Nyquist frequency (:func:`inference.implicit.summaries.galaxy_power`); cuts
-and compression are applied when training.
+forward model, bias, selection and noise of ``cosmolaw mock``. Its galaxy counts are stored
+(the input of summaries learned from the field, such as the IMNN of ``--summary imnn``) with
+their galaxy power spectrum to the Nyquist frequency
+(:func:`inference.implicit.summaries.galaxy_power`); cuts and compression are applied when
+training.
 
 Work is cut in chunks of ``chunk`` members, shared round robin among MPI ranks as
 :mod:`simulator.ensemble` shares members; each chunk is written atomically to
@@ -17,9 +19,10 @@ and ``config.toml`` and removes the parts. The result does not depend on the chu
 number of ranks.
 
 ``training_set.h5``: ``theta`` ``(n, p)`` (attribute ``names``), ``seeds`` ``(n,)``,
-``power/k`` ``(nbins,)`` [h/Mpc], ``power/pk`` ``(n, nbins)`` [(Mpc/h)^3], ``selection``
-``(m, m, m)``; attributes ``prior`` (JSON), ``count``, ``seed`` and the mock's ``sim/*``,
-``cosmology/*``, ``model`` and ``observation/*`` (read back by
+``power/k`` ``(nbins,)`` [h/Mpc], ``power/pk`` ``(n, nbins)`` [(Mpc/h)^3], ``counts``
+``(n, m, m, m)`` [galaxies per cell] (gzip-compressed, one HDF5 chunk per member),
+``selection`` ``(m, m, m)``; attributes ``prior`` (JSON), ``count``, ``seed`` and the mock's
+``sim/*``, ``cosmology/*``, ``model`` and ``observation/*`` (read back by
 :func:`inference.data.model_from_attrs`).
 """
 
@@ -134,25 +137,39 @@ class TrainingSetSpec:
         )
 
 
+def simulate_counts(spec: TrainingSetSpec, theta: np.ndarray, seed: int) -> np.ndarray:
+    """Galaxy counts ``(mesh, mesh, mesh)`` [galaxies per cell] of a mock with parameters
+    ``theta`` ``(p,)`` (in the prior's units) and initial-conditions ``seed`` (integer >= 0):
+    :func:`simulator.observe.mock.make_mock` with the specification's model, observation and
+    selection. The same seed at other ``theta`` gives the same initial white noise and the same
+    key of the noise draw (seed-matched simulations for finite differences)."""
+    from simulator.observe.mock import make_mock
+
+    cosmo, obs = spec.member_model(theta)
+    mock, _ = make_mock(int(seed), cosmo, spec.conf, spec.model, obs, spec.selection)
+    return mock.counts
+
+
 def simulate_at(
     spec: TrainingSetSpec, theta: np.ndarray, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The shells' ``k`` [h/Mpc] and the galaxy P(k) [(Mpc/h)^3], each ``(mesh // 2,)``, of a
     mock with parameters ``theta`` ``(p,)`` and initial-conditions ``seed``."""
     from inference.implicit.summaries import galaxy_power
-    from simulator.observe.mock import make_mock
 
-    cosmo, obs = spec.member_model(theta)
-    mock, _ = make_mock(seed, cosmo, spec.conf, spec.model, obs, spec.selection)
-    return galaxy_power(mock.counts, mock.selection, spec.conf.box)
+    return galaxy_power(simulate_counts(spec, theta, seed), spec.selection, spec.conf.box)
 
 
 def simulate_member(
     spec: TrainingSetSpec, index: int
-) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
-    """Member ``index``: its parameters ``(p,)``, seed, ``k`` and P(k) (:func:`simulate_at`)."""
+) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]:
+    """Member ``index``: its parameters ``(p,)``, seed, ``k``, P(k) (:func:`simulate_at`) and
+    counts ``(mesh, mesh, mesh)`` (:func:`simulate_counts`)."""
+    from inference.implicit.summaries import galaxy_power
+
     theta, seed = spec.draw(index)
-    return theta, seed, *simulate_at(spec, theta, seed)
+    counts = simulate_counts(spec, theta, seed)
+    return theta, seed, *galaxy_power(counts, spec.selection, spec.conf.box), counts
 
 
 def _chunk_path(out_dir: Path, chunk: int) -> Path:
@@ -165,7 +182,8 @@ def _chunk_done(path: Path, signature: str, size: int) -> bool:
     if not path.exists():
         return False
     with h5py.File(path, "r") as f:
-        return f.attrs.get("signature") == signature and len(f["seeds"]) == size
+        same = f.attrs.get("signature") == signature and "counts" in f
+        return same and len(f["seeds"]) == size
 
 
 def _chunk_members(spec: TrainingSetSpec, chunk: int) -> range:
@@ -183,9 +201,21 @@ def _merge(spec: TrainingSetSpec, out_dir: Path, chunks: int) -> Path:
             for name in parts:
                 parts[name].append(f[name][()])
             k = f["k"][()]
+            counts_dtype = f["counts"].dtype
     data = {name: np.concatenate(v) for name, v in parts.items()}
     path = out_dir / TRAINING_FILE
+    shape = (spec.count, *spec.selection.shape)
     with atomic_h5(path) as f:
+        counts = f.create_dataset(
+            "counts", shape, counts_dtype, chunks=(1, *shape[1:]), compression="gzip"
+        )
+        counts.attrs.update(units="galaxies per cell", description="galaxy counts of each member")
+        start = 0
+        for c in range(chunks):  # chunk by chunk: the counts of a large set need not fit twice
+            with h5py.File(_chunk_path(out_dir, c), "r") as part:
+                block = part["counts"][()]
+            counts[start : start + len(block)] = block
+            start += len(block)
         set_attrs(f, spec.attrs())
         set_attrs(f, spec.obs.to_dict(), prefix="observation/")
         f.attrs["signature"] = spec.signature()
@@ -270,6 +300,7 @@ def simulate_training_set(
                     f["seeds"] = np.asarray([r[1] for r in rows], np.int64)
                     f["k"] = rows[0][2]
                     f["pk"] = np.stack([r[3] for r in rows])
+                    f["counts"] = np.stack([r[4] for r in rows])
 
     return shared_then_merged(comm, work, lambda: _merge(spec, out_dir, chunks))
 
@@ -278,7 +309,8 @@ def simulate_training_set(
 class TrainingSet:
     """A ``training_set.h5`` in memory: ``theta`` ``(n, p)``, ``names`` ``(p,)``, ``k``
     ``(nbins,)`` [h/Mpc], ``pk`` ``(n, nbins)`` [(Mpc/h)^3], ``seeds`` ``(n,)``,
-    ``selection`` ``(m, m, m)`` and the file ``attrs``."""
+    ``selection`` ``(m, m, m)``, the file ``attrs`` and its ``path``; the counts stay on disk
+    until :meth:`read_counts`."""
 
     theta: np.ndarray
     names: tuple[str, ...]
@@ -287,6 +319,29 @@ class TrainingSet:
     seeds: np.ndarray
     selection: np.ndarray
     attrs: dict[str, Any]
+    path: Path | None = None
+
+    def read_counts(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Galaxy counts ``(len(rows), m, m, m)`` [galaxies per cell] of the members ``rows``
+        (integer indices; ``None``: all ``n``), read from :attr:`path`.
+
+        Raises:
+            ValueError: the file stores no counts (simulated before they were stored).
+        """
+        import h5py
+
+        if self.path is None:
+            raise ValueError("this training set has no file to read counts from (path=None)")
+        with h5py.File(self.path, "r") as f:
+            if "counts" not in f:
+                raise ValueError(
+                    f"data={str(self.path)!r} stores no counts (simulated before they were "
+                    "kept): simulate the set again with cosmolaw sbi simulate into a new --out"
+                )
+            if rows is None:
+                return f["counts"][()]
+            unique, inverse = np.unique(np.asarray(rows, int), return_inverse=True)
+            return f["counts"][unique][inverse]
 
     @property
     def prior(self) -> Any:
@@ -331,4 +386,5 @@ def read_training_set(path: str | os.PathLike) -> TrainingSet:
             seeds=f["seeds"][()],
             selection=f["selection"][()],
             attrs=attrs,
+            path=path,
         )
