@@ -6,7 +6,9 @@ was asked, where the data came from, and for each discovered law: the Pareto fro
 with the chosen law marked, the law rendered from LaTeX with its constants and their
 uncertainties, parity and residual plots on held-out data, the partial dependence on
 each variable and the comparison with the literature; then the checks and the
-provenance (versions, seeds, git commit, run time).
+provenance (versions, seeds, git commit, run time). An experiment whose product is a
+comparison rather than a law adds its figures and tables as :class:`Panel` s, shown in a
+``results`` section after the data.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from experiments.core.laws import Law, accuracy
 SECTIONS = ("question", "data", "checks", "laws", "provenance")
 #: Parts of each law's block, by class name (the browser test checks them).
 LAW_PARTS = ("front", "equation", "held-out", "dependence", "literature")
+#: Section id of the panels, present when a report has any (the browser test checks it).
+RESULTS_SECTION = "results"
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,24 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Panel:
+    """A result shown as it is, beside (or instead of) discovered laws.
+
+    Attributes:
+        title: what the panel shows, in one line.
+        text: a paragraph of plain text read before the images and the table.
+        images: PNG images ``(alt text, bytes)``, embedded in order.
+        header: the table's column names; rows: its rows (no table when empty).
+    """
+
+    title: str
+    text: str = ""
+    images: Sequence[tuple[str, bytes]] = ()
+    header: Sequence[str] = ()
+    rows: Sequence[Sequence[Any]] = ()
+
+
+@dataclass(frozen=True)
 class Report:
     """Inputs of a report.
 
@@ -52,6 +74,7 @@ class Report:
         laws: the discovered laws, the main one first.
         checks: the scientific checks against known answers.
         provenance: versions, seeds, commit, run time (see ``experiments.core.provenance``).
+        panels: results shown as figures and tables (:class:`Panel`), in order.
     """
 
     title: str
@@ -60,6 +83,7 @@ class Report:
     laws: Sequence[Law]
     checks: Sequence[Check] = ()
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    panels: Sequence[Panel] = ()
 
 
 _CSS = """
@@ -202,6 +226,13 @@ def _mapping_table(mapping: Mapping[str, Any]) -> str:
     return _table(("item", "value"), rows)
 
 
+def _panel_html(panel: Panel) -> str:
+    images = "".join(_img(png, alt) for alt, png in panel.images)
+    table = _table(panel.header, panel.rows) if panel.rows else ""
+    text = f"<p>{_esc(panel.text)}</p>" if panel.text else ""
+    return f'<div class="panel"><h3>{_esc(panel.title)}</h3>{text}{images}{table}</div>'
+
+
 def render_html(report: Report) -> str:
     """The complete report as an HTML string (images embedded)."""
     checks = [
@@ -210,19 +241,22 @@ def render_html(report: Report) -> str:
     sections = {
         "question": ("Question", f"<p>{_esc(report.question)}</p>"),
         "data": ("Data", _mapping_table(report.data)),
+        RESULTS_SECTION: ("Results", "".join(_panel_html(p) for p in report.panels)),
         "checks": (
             "Checks against known answers",
             _table(("check", "value", "criterion", "result"), checks) if checks else "<p>None</p>",
         ),
         "laws": (
             "Discovered laws",
-            "".join(_law_html(i, law) for i, law in enumerate(report.laws)),
+            "".join(_law_html(i, law) for i, law in enumerate(report.laws))
+            or "<p>This experiment searches for no law.</p>",
         ),
         "provenance": ("Provenance", _mapping_table(report.provenance)),
     }
     body = "".join(
         f'<section id="{sid}"><h2>{_esc(title)}</h2>{content}</section>'
         for sid, (title, content) in sections.items()
+        if sid != RESULTS_SECTION or report.panels
     )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

@@ -34,6 +34,7 @@ EXPERIMENT_MODULES = (
     "experiments.bias_law",
     "experiments.pk_boost",
     "experiments.compressed_summary",
+    "experiments.fli_vs_ili",
     "experiments.feynman",
 )
 
@@ -48,6 +49,8 @@ class ExperimentResult:
         data: where the data came from: number of simulations, samples, seeds, data file.
         seeds: every random seed used, by role.
         summary: the key numbers of the run (go to ``discoveries.json``).
+        panels: figures and tables the report shows as results
+            (``experiments.core.html_report.Panel``).
     """
 
     laws: Sequence[Any]
@@ -55,6 +58,7 @@ class ExperimentResult:
     data: Mapping[str, Any] = field(default_factory=dict)
     seeds: Mapping[str, int] = field(default_factory=dict)
     summary: Mapping[str, Any] = field(default_factory=dict)
+    panels: Sequence[Any] = ()
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,7 @@ def run_experiment(
         laws=result.laws,
         checks=result.checks,
         provenance=prov,
+        panels=result.panels,
     )
     path = write_report(out / "report.html", report)
     return RunOutcome(out_dir=out, report=path, result=result, run_time_s=run_time)
