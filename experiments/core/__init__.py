@@ -5,6 +5,8 @@
 - ``stages``: the helpers an experiment's ``run`` outline calls: its checks, its HDF5 data
   file and its result;
 - ``law_search``: the symbolic search as experiments call it (``discovery`` underneath);
+- ``imnn_summary``: the IMNN summary of galaxy counts for implicit-likelihood inference
+  (``discovery`` trained on ``inference``'s training sets; ``cosmolaw sbi --summary imnn``);
 - ``refit``: constants of a found law refitted, with uncertainties;
 - ``laws``: ``Law``, what the report and ``discoveries.json`` show of a discovered law;
 - ``html_report`` and ``figures``: the self-contained HTML report and its PNG figures;

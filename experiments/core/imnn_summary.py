@@ -340,6 +340,11 @@ def train_imnn_summary(
             "or the path of a training_set.h5"
         )
     spec = data
+    if spec.conf.mesh % 2 ** len(tuple(channels)):
+        raise ValueError(
+            f"channels={list(channels)} is invalid for mesh={spec.conf.mesh}: 2**len(channels) "
+            "must divide the mesh"
+        )
     names = spec.prior.names
     centre, step = default_fiducial(spec.prior)
     fiducial = centre if fiducial is None else _by_name("fiducial", fiducial, names)

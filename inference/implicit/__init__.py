@@ -8,8 +8,9 @@ per step; nothing heavy (flowjax, tinygp, getdist) is imported with the package:
 - ``training_set``: parameters drawn from the prior, simulated through the mocks' observation
   model (:func:`simulator.observe.mock.make_mock`), summarised and stored in
   ``DIR/training_set.h5``; resumable, shared among MPI ranks;
-- ``summaries``: binned P(k) of the galaxy counts with a k_max cut, and MOPED-style linear
-  compression fitted on the training set;
+- ``summaries``: binned P(k) of the galaxy counts with a k_max cut, MOPED-style linear
+  compression fitted on the training set, and the registry of summaries learned from the
+  counts themselves (the IMNN, registered by ``experiments.core.imnn_summary``);
 - ``flows``: neural posterior estimation with an ensemble of flowjax normalizing flows;
 - ``sequential``: the truncated-prior sequential variant (TSNPE) for expensive simulators;
 - ``bolfi``: Gaussian-process likelihood-free inference (BOLFI) with tinygp, for budgets of a
