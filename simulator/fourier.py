@@ -8,6 +8,8 @@ the gradient ``i k`` are set to zero there so that derived real fields stay real
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax.numpy as jnp
 from jax import Array
 
@@ -34,6 +36,27 @@ def k_norm(n: int, box: float, dtype=jnp.float32) -> Array:
     """|k| in h/Mpc on the ``rfftn`` mesh, shape ``(n, n, n // 2 + 1)``."""
     kx, ky, kz = wavenumbers(n, box, dtype)
     return jnp.sqrt(kx**2 + ky**2 + kz**2)
+
+
+def shell_index(n: int) -> Array:
+    """``i^2 + j^2 + l^2`` (int32) of each ``rfftn`` mode, shape ``(n, n, n // 2 + 1)``: the
+    integer shell ``|k|^2 / k_f^2`` with ``k_f = 2 pi / box``, ``0`` to ``3 (n // 2)^2``.
+
+    A function of ``|k|`` evaluated on the ``3 (n // 2)^2 + 1`` shells and gathered with this
+    index gives the mesh exactly, and XLA fuses the index arithmetic into the gather: one
+    mesh-sized buffer instead of the temporaries of the function on the whole mesh.
+    """
+    full = jnp.fft.fftfreq(n, d=1.0 / n).astype(jnp.int32)
+    half = jnp.fft.rfftfreq(n, d=1.0 / n).astype(jnp.int32)
+    return full[:, None, None] ** 2 + full[None, :, None] ** 2 + half[None, None, :] ** 2
+
+
+def on_shells(fn: Callable[[Array], Array], n: int, box: float, dtype=jnp.float32) -> Array:
+    """``fn(|k|)`` on the ``rfftn`` mesh, shape ``(n, n, n // 2 + 1)``, with ``fn`` (1D
+    wavenumbers in h/Mpc -> values, elementwise) evaluated once per shell of :func:`shell_index`.
+    """
+    shells = jnp.arange(3 * (n // 2) ** 2 + 1, dtype=dtype)
+    return fn(jnp.sqrt(shells) * (2.0 * jnp.pi / box))[shell_index(n)]
 
 
 def odd_kernel_mask(n: int, dtype=jnp.float32) -> tuple[Array, Array, Array]:

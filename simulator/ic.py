@@ -11,7 +11,7 @@ from jax import Array
 from simulator import fft
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
-from simulator.fourier import k_norm
+from simulator.fourier import on_shells
 from simulator.linear_power import linear_power
 
 
@@ -67,8 +67,7 @@ def linear_modes(
         s_k = jnp.where(amp > 0, s_k / jnp.where(amp > 0, amp, 1.0), 0.0) * jnp.sqrt(n**3)
     if paired:
         s_k = -s_k
-    k = k_norm(n, conf.box, noise.dtype)
-    pk = linear_power(k, cosmo).astype(noise.dtype)
+    pk = on_shells(lambda k: linear_power(k, cosmo), n, conf.box, noise.dtype).astype(noise.dtype)
     positive = pk > 0  # k = 0: keep sqrt off zero so that forward-mode tangents stay finite
     amp = jnp.where(positive, jnp.sqrt(jnp.where(positive, pk, 1.0) / conf.cell_size**3), 0.0)
     return s_k * amp
