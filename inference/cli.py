@@ -6,6 +6,9 @@
 interrupted run (even after ``kill -9``) and gives the chain an uninterrupted run would have.
 ``--blocks gibbs`` alternates the ``--sampler`` kernel on the field with a random walk on the
 bias (and cosmology, noise) parameters; the default ``--blocks joint`` moves all at once.
+``--devices N`` runs each chain's forward model on the sharded particle mesh over N devices
+(``jax.sharding``: slab FFT and CIC halo exchange of ``simulator.distributed``), with the field,
+its gradient and the chain's state split in slabs of MESH/N planes.
 Bad data (NaN or negative counts, a mask whose shape disagrees with the counts, an empty mask)
 is refused before anything is compiled. When the chains have not converged (split-Rhat of
 the low-k P(k) and the scalars, effective sample sizes; ``summary.json``'s ``convergence``) a
@@ -35,7 +38,16 @@ RUN_OPTIONS = (
     "large_scale_shells",
     "energy_variance",
 )
-MODEL_OPTIONS = ("data", "model", "steps", "bias_prior", "fix_bias", "sample_cosmology")
+MODEL_OPTIONS = (
+    "data",
+    "model",
+    "steps",
+    "bias_prior",
+    "fix_bias",
+    "sample_cosmology",
+    "devices",
+    "halo",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -114,6 +126,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also sample Omega_m and sigma8 (Gaussian priors of 10%% around the mock's values)",
     )
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run each chain's forward model sharded over N devices (slabs of MESH/N planes; "
+        "N divides the mesh and the particle grid, N <= jax.device_count(); on CPU set "
+        "XLA_FLAGS=--xla_force_host_platform_device_count=N); default: one device, unsharded",
+    )
+    p.add_argument(
+        "--halo",
+        type=int,
+        default=None,
+        metavar="CELLS",
+        help="with --devices: mesh planes painted beyond each slab (default MESH/8); must "
+        "exceed how far particles move out of their slab, redshift-space shift included",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -154,6 +183,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     opts.setdefault("model", None)
     opts.setdefault("steps", None)
     opts.setdefault("blocks", "joint")
+    opts.setdefault("devices", None)
+    opts.setdefault("halo", None)
     # Options added after a run was started take their defaults.
     from inference.driver import RunConfig
 
@@ -185,7 +216,16 @@ def build_posterior(opts: dict[str, Any]):
             for name in ("Omega_m", "sigma8")
         }
     posterior = counts_posterior(
-        data.counts, data.selection, conf, cosmo, obs, model, bias_priors, cosmo_priors
+        data.counts,
+        data.selection,
+        conf,
+        cosmo,
+        obs,
+        model,
+        bias_priors,
+        cosmo_priors,
+        devices=opts.get("devices"),
+        halo=opts.get("halo"),
     )
     truth = {k: v for k, v in data.truth.items() if k in ("s", "delta_L", "delta")}
     return posterior, truth
@@ -233,6 +273,15 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"cosmolaw infer: {posterior.name}, {config.sampler} ({config.blocks}) "
             f"x{config.num_chains} over {size} process(es) -> {out}"
+        )
+    if posterior.devices is not None and config.blocks == "joint" and posterior.scalar_names:
+        import sys
+
+        print(
+            "cosmolaw infer: note: with --devices and --blocks joint, BlackJAX's kernels "
+            "flatten the field and the scalars into one vector, which gathers the field on "
+            "every device at each integrator step; --blocks gibbs keeps it in slabs",
+            file=sys.stderr,
         )
     # Under mpiexec the chains are shared among the ranks (one seeded run per chain, merged
     # by rank 0); a run started that way resumes the same way.

@@ -25,7 +25,7 @@ from cosmolaw.progress import progress_bar
 from cosmolaw.pytree import to_dict
 from inference.chain_file import read_arrays, read_tree, write_chain_file
 from inference.convergence import BURN_FRACTION, assess
-from inference.fields import bin_centres, power_in_shells, shell_index, shell_mean
+from inference.fields import bin_centres, fft_hooks, power_in_shells, shell_index, shell_mean
 from inference.optimize import find_map
 from inference.posterior import FieldPosterior, Params
 from inference.precondition import (
@@ -213,7 +213,7 @@ def _pilot_fn(posterior: FieldPosterior, kind: Kind, num_steps: int) -> Callable
         def body(carry, k):
             state, total, square, grads = carry
             state, info = sampler.step(k, state, tuning)
-            xk = jnp.fft.rfftn(sampler.position(state)["s"])
+            xk = fft_hooks(posterior.devices)["rfftn"](sampler.position(state)["s"])
             return (state, total + xk, square + jnp.abs(xk) ** 2, grads + info.num_grads), None
 
         zero = jnp.zeros(precond.field_scale.shape, jnp.float32)
@@ -266,9 +266,8 @@ def prior_draw(key: jax.Array, posterior: FieldPosterior) -> Params:
 def _pk_linear(posterior: FieldPosterior, params: Params) -> jax.Array:
     delta_l = posterior.linear(params["s"], params.get("cosmo", {}))
     nbins = posterior.mesh // 2
-    return power_in_shells(
-        delta_l, posterior.box, shell_index(posterior.mesh, posterior.box), nbins
-    )
+    index = shell_index(posterior.mesh, posterior.box)
+    return power_in_shells(delta_l, posterior.box, index, nbins, posterior.devices)
 
 
 def prior_pk_linear(posterior: FieldPosterior, params: Params) -> np.ndarray:
@@ -279,7 +278,7 @@ def prior_pk_linear(posterior: FieldPosterior, params: Params) -> np.ndarray:
     """
     m = posterior.mesh
     impulse = jnp.zeros((m,) * 3, jnp.float32).at[0, 0, 0].set(1.0)
-    tk = jnp.fft.rfftn(posterior.linear(impulse, params.get("cosmo", {})))
+    tk = fft_hooks(posterior.devices)["rfftn"](posterior.linear(impulse, params.get("cosmo", {})))
     index = shell_index(m, posterior.box)
     mean_t2 = shell_mean(jnp.abs(tk) ** 2, index, m // 2)
     return np.asarray(mean_t2 * posterior.box**3 / m**3)

@@ -7,9 +7,29 @@ noise of unit variance per cell has ``<|s_k|^2> = N_cells`` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
+from jax.sharding import Mesh
+
+from simulator import fft
+
+
+def fft_hooks(devices: Mesh | None = None) -> dict[str, Callable[..., Array]]:
+    """The real 3D FFT pair ``{"rfftn", "irfftn"}`` of fields on ``devices``.
+
+    ``None``: one device (``simulator.fft``). A device mesh: the slab FFT of
+    ``simulator.distributed.fft``, which takes real meshes ``(m, m, m)`` sharded along axis 0
+    to modes ``(m, m, m//2+1)`` sharded along axis 1 and back, without gathering the field.
+    Both give the global arrays of ``numpy.fft.rfftn``/``irfftn``.
+    """
+    if devices is None:
+        return {"rfftn": fft.rfftn, "irfftn": fft.irfftn}
+    from simulator.distributed.pm import fft_hooks as sharded_hooks
+
+    return sharded_hooks(devices)
 
 
 def wavenumbers(mesh: int, box: float) -> np.ndarray:
@@ -62,14 +82,20 @@ def shell_mean(values: Array, index: np.ndarray, nbins: int) -> Array:
     return num[:nbins] / jnp.maximum(den[:nbins], 1.0)
 
 
-def power_in_shells(field: Array, box: float, index: np.ndarray, nbins: int) -> Array:
-    """Power spectrum [(Mpc/h)^3] of a real ``(m, m, m)`` field in the shells of ``index``."""
+def power_in_shells(
+    field: Array, box: float, index: np.ndarray, nbins: int, devices: Mesh | None = None
+) -> Array:
+    """Power spectrum [(Mpc/h)^3] of a real ``(m, m, m)`` field in the shells of ``index``,
+    shape ``(nbins,)``; ``devices``: the field's device mesh (:func:`fft_hooks`)."""
     n_cells = field.size
-    fk = jnp.fft.rfftn(field)
+    fk = fft_hooks(devices)["rfftn"](field)
     p = (fk.real**2 + fk.imag**2) * (box**3 / n_cells**2)
     return shell_mean(p, index, nbins)
 
 
-def fourier_filter(field: Array, kernel: Array) -> Array:
-    """``irfftn(rfftn(field) * kernel)`` for a real ``(m, m, m)`` field and rfft-shaped kernel."""
-    return jnp.fft.irfftn(jnp.fft.rfftn(field) * kernel, s=field.shape).astype(field.dtype)
+def fourier_filter(field: Array, kernel: Array, devices: Mesh | None = None) -> Array:
+    """``irfftn(rfftn(field) * kernel)`` for a real ``(m, m, m)`` field and an rfft-shaped
+    ``(m, m, m//2+1)`` kernel; ``devices``: the field's device mesh (:func:`fft_hooks`), over
+    which the result stays sharded."""
+    hooks = fft_hooks(devices)
+    return hooks["irfftn"](hooks["rfftn"](field) * kernel).astype(field.dtype)

@@ -6,13 +6,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
+from jax.sharding import Mesh
 
 from inference.fields import fourier_filter
 from inference.posterior import FieldPosterior
+from simulator.config import SimConfig
+from simulator.distributed.mesh import num_shards
 from simulator.observe.bias import BiasLaw
 
 
@@ -73,6 +80,8 @@ def counts_posterior(
     cosmo_priors: dict[str, tuple[float, float]] | None = None,
     noise_priors: dict[str, tuple[float, float]] | None = None,
     bias_law: BiasLaw | None = None,
+    devices: int | None = None,
+    halo: int | None = None,
 ) -> FieldPosterior:
     """Posterior of white noise and parameters given galaxy counts on the mesh.
 
@@ -95,6 +104,20 @@ def counts_posterior(
         bias_law: optional ``simulator.observe.bias.BiasLaw`` used instead of ``obs``'s law (e.g. a
             discovered law from :func:`inference.symbolic_bias.symbolic_bias_law`); its
             ``params_type`` defaults are the values of the parameters not sampled.
+        devices: ``None`` runs on one device; ``N`` runs the forward model on the sharded
+            particle mesh of ``simulator.distributed`` over the first ``N`` of
+            ``jax.devices()`` (all hosts' after ``jax.distributed.initialize``): ``s``, the
+            fields, the data and the gradient in ``s`` are split in slabs of ``mesh / N``
+            planes, FFTs by all-to-all transposes, CIC with halo exchange. ``N`` must divide
+            ``conf.mesh`` and ``conf.ptcl_grid`` (:func:`check_devices`).
+        halo: with ``devices``, planes (mesh cells) painted beyond each slab
+            (``simulator.distributed.cic``); ``None`` gives ``cic.default_halo`` (``mesh / 8``).
+            It must exceed how far any particle moves, redshift-space shift included, out of
+            its Lagrangian slab, or the density is wrong there.
+
+    Raises:
+        ValueError: naming the argument, for bad data, names, ``model``, ``devices`` or
+            ``halo``, before anything is compiled.
     """
     import dataclasses
 
@@ -103,11 +126,12 @@ def counts_posterior(
     from simulator.ic import linear_field
     from simulator.lpt import lpt
     from simulator.nbody import nbody
-    from simulator.observe.mock import expected_counts, observed_density
+    from simulator.observe.mock import expected_counts, redshift_space_displacement
 
     if model not in FORWARD_MODELS:
         raise ValueError(f"model={model!r} is not allowed: use one of {FORWARD_MODELS}")
     validate_counts(counts, selection, conf.mesh)
+    grid = sharded_grid(conf, devices, halo)
     law, noise_model = obs.law, obs.noise_model()
     fixed_bias = dict(obs.bias_params)
     if bias_law is not None:
@@ -132,24 +156,25 @@ def counts_posterior(
     if model != "pm":
         conf = dataclasses.replace(conf, lpt_order=1 if model == "lpt1" else 2)
     fixed_table = growth_table(cosmo) if not cosmo_priors else None
-    counts = jnp.asarray(counts, jnp.float32)
-    sel = jnp.asarray(selection, jnp.float32)
+    counts = _on_grid(jnp.asarray(counts, jnp.float32), grid)
+    sel = _on_grid(jnp.asarray(selection, jnp.float32), grid)
     mask = sel > 0
+    ffts, forces, paint = _forward_hooks(conf, grid)
 
     def cosmology(values):
         return dataclasses.replace(cosmo, **values) if values else cosmo
 
     def linear(s, cosmo_values):
-        return linear_field(s, cosmology(cosmo_values), conf)
+        return linear_field(s, cosmology(cosmo_values), conf, **ffts)
 
     def evolve(delta_l, cosmo_values):
         c = cosmology(cosmo_values)
         table = fixed_table if fixed_table is not None else growth_table(c)
         if model == "pm":
-            state, _ = nbody(lpt(delta_l, table, conf), c, table, conf)
+            state, _ = nbody(lpt(delta_l, table, conf, **ffts), c, table, conf, forces=forces)
         else:
-            state = lpt(delta_l, table, conf, a=conf.a_stop)
-        return observed_density(state.disp, state.vel, conf, obs.rsd)
+            state = lpt(delta_l, table, conf, a=conf.a_stop, **ffts)
+        return paint(redshift_space_displacement(state.disp, state.vel, conf, obs.rsd))
 
     def loglik(fields, bias, noise):
         values = {**fixed_bias, **bias}
@@ -160,9 +185,77 @@ def counts_posterior(
 
     priors = {"bias": bias_priors, "cosmo": cosmo_priors, "noise": dict(noise_priors or {})}
     name = f"{model} + {law.name} bias + {obs.noise} counts on {conf.mesh}^3"
-    return FieldPosterior(
-        conf.mesh, conf.box, linear, evolve, loglik, {g: t for g, t in priors.items() if t}, name
-    )
+    if grid is not None:
+        name += f" over {num_shards(grid[0])} devices"
+    sampled = {g: t for g, t in priors.items() if t}
+    devices_mesh = None if grid is None else grid[0]
+    return FieldPosterior(conf.mesh, conf.box, linear, evolve, loglik, sampled, name, devices_mesh)
+
+
+def allowed_devices(conf: SimConfig) -> list[int]:
+    """Device counts a sharded posterior of ``conf`` can use: the divisors of ``conf.mesh``
+    and ``conf.ptcl_grid`` up to ``jax.device_count()``."""
+    limit = jax.device_count()
+    return [n for n in range(1, limit + 1) if conf.mesh % n == 0 and conf.ptcl_grid % n == 0]
+
+
+def check_devices(devices: int, conf: SimConfig) -> None:
+    """Raise ``ValueError`` (naming ``devices``, its value and the allowed counts) unless the
+    forward model of ``conf`` can be split over ``devices`` devices; compiles nothing."""
+    allowed = allowed_devices(conf)
+    if (
+        isinstance(devices, bool)
+        or not isinstance(devices, int | np.integer)
+        or devices not in allowed
+    ):
+        raise ValueError(
+            f"devices={devices!r} is not allowed: use one of {allowed} (divisors of "
+            f"mesh={conf.mesh} and ptcl_grid={conf.ptcl_grid} up to jax.device_count()="
+            f"{jax.device_count()})"
+        )
+
+
+def sharded_grid(conf: SimConfig, devices: int | None, halo: int | None) -> tuple[Mesh, int] | None:
+    """``(device mesh, halo)`` of a posterior run over ``devices`` devices (``None`` for one
+    device without sharding); validates both (:func:`check_devices`,
+    ``simulator.distributed.pm.check_config``) before anything is compiled."""
+    from simulator.distributed import cic
+    from simulator.distributed.mesh import device_mesh
+    from simulator.distributed.pm import check_config
+
+    if devices is None:
+        if halo is not None:
+            raise ValueError(f"halo={halo!r} is not allowed without devices: leave it None")
+        return None
+    check_devices(devices, conf)
+    mesh = device_mesh(int(devices))
+    halo = cic.default_halo(conf.mesh, mesh) if halo is None else halo
+    check_config(conf, mesh, halo)
+    return mesh, halo
+
+
+def _on_grid(field: Array, grid: tuple[Mesh, int] | None) -> Array:
+    """A data mesh ``(m, m, m)`` placed in slabs on the grid's devices (as is on one device)."""
+    if grid is None:
+        return field
+    from simulator.distributed.mesh import real_sharding
+
+    return jax.device_put(field, real_sharding(grid[0]))
+
+
+def _forward_hooks(conf: SimConfig, grid: tuple[Mesh, int] | None) -> tuple[dict, Any, Callable]:
+    """What the single-device forward model needs to run on ``grid``: the FFT hooks of
+    ``simulator.ic``/``simulator.lpt``, the ``simulator.nbody`` forces (``None``: one device)
+    and the CIC density contrast of displacements ``(N, 3)`` [Mpc/h] on the mesh."""
+    from simulator.gravity import density_contrast
+
+    if grid is None:
+        return {}, None, partial(density_contrast, conf=conf)
+    from simulator.distributed import pm
+
+    mesh, halo = grid
+    paint = partial(pm.density_contrast, conf=conf, mesh=mesh, halo=halo)
+    return pm.fft_hooks(mesh), pm.sharded_forces(conf, mesh, halo), paint
 
 
 def mock_counts(conf, cosmo, obs, model: str, key: Array) -> tuple[np.ndarray, dict[str, Array]]:

@@ -9,6 +9,11 @@ is
             + sum of Gaussian log priors of the scalars
 
 up to a constant. Everything is a pure JAX function: compile it once inside a sampler.
+
+A posterior built with a device mesh (``devices``, e.g. :func:`inference.models.counts_posterior`
+with ``devices=N``) runs its forward model on the sharded particle mesh of
+``simulator.distributed``: ``s``, the fields and the gradient in ``s`` are split along their
+first axis over the devices (slabs of ``m / N`` planes), so one chain uses several devices.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from jax import Array
+from jax.sharding import Mesh, NamedSharding
 
 Params = dict[str, Any]
 #: Groups of scalar parameters, in storage order.
@@ -44,6 +50,9 @@ class FieldPosterior:
         priors: ``{group: {name: (mean, std)}}`` Gaussian priors of the sampled scalars; the
             groups are ``bias``, ``cosmo``, ``noise`` (missing groups are not sampled).
         name: short description of the data and forward model, stored in outputs.
+        devices: ``None`` (one device), or the 1D device mesh of the slab decomposition
+            (``simulator.distributed.mesh.device_mesh``) that ``linear`` and ``evolve`` run
+            on; ``s`` and the fields are then sharded along axis 0 (:attr:`field_sharding`).
     """
 
     mesh: int
@@ -53,6 +62,7 @@ class FieldPosterior:
     loglik: LoglikFn
     priors: Mapping[str, Mapping[str, tuple[float, float]]]
     name: str = "field posterior"
+    devices: Mesh | None = None
 
     def __post_init__(self) -> None:
         if self.mesh < 2:
@@ -69,6 +79,23 @@ class FieldPosterior:
                     raise ValueError(f"prior std of {group}/{pname}={std} must be positive")
 
     @property
+    def field_sharding(self) -> NamedSharding | None:
+        """Sharding of ``s`` and the fields ``(m, m, m)`` over :attr:`devices` (slabs along
+        axis 0); ``None`` on one device."""
+        if self.devices is None:
+            return None
+        from simulator.distributed.mesh import real_sharding
+
+        return real_sharding(self.devices)
+
+    def shard_field(self, field: Array) -> Array:
+        """``field`` ``(m, m, m)`` constrained to :attr:`field_sharding` (itself on one
+        device); works inside ``jit`` and ``vmap`` and outside them."""
+        if self.devices is None:
+            return field
+        return jax.lax.with_sharding_constraint(field, self.field_sharding)
+
+    @property
     def scalar_names(self) -> list[str]:
         """Names ``group/param`` of the sampled scalar parameters, in storage order."""
         return [f"{g}/{n}" for g in SCALAR_GROUPS for n in self.priors.get(g, {})]
@@ -77,7 +104,7 @@ class FieldPosterior:
         """Parameters with scalars at their prior means and ``s`` (zeros by default)."""
         if s is None:
             s = jnp.zeros((self.mesh,) * 3, jnp.float32)
-        params: Params = {"s": jnp.asarray(s, jnp.float32)}
+        params: Params = {"s": self.shard_field(jnp.asarray(s, jnp.float32))}
         for g in SCALAR_GROUPS:
             params[g] = {n: jnp.float32(m) for n, (m, _) in self.priors.get(g, {}).items()}
         return params
@@ -85,7 +112,7 @@ class FieldPosterior:
     def fields(self, params: Params) -> dict[str, Array]:
         """Linear and final density fields ``{"delta_L", "delta"}`` of ``params``."""
         cosmo = params.get("cosmo", {})
-        delta_l = self.linear(params["s"], cosmo)
+        delta_l = self.linear(self.shard_field(params["s"]), cosmo)
         return {"delta_L": delta_l, "delta": self.evolve(delta_l, cosmo)}
 
     def log_prior(self, params: Params) -> Array:

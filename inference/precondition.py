@@ -11,6 +11,7 @@ Because ``A`` is constant, the latent log density is the posterior one up to a c
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 
@@ -18,9 +19,10 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 from jax.flatten_util import ravel_pytree
+from jax.sharding import Mesh
 
-from cosmolaw.pytree import pytree_dataclass
-from inference.fields import fourier_filter, mode_multiplicity, shell_index, shell_mean
+from cosmolaw.pytree import pytree_dataclass, static_field
+from inference.fields import fft_hooks, fourier_filter, mode_multiplicity, shell_index, shell_mean
 from inference.posterior import SCALAR_GROUPS, FieldPosterior, Params
 from inference.samplers.gibbs import ScalarConditional
 
@@ -33,17 +35,20 @@ class Preconditioner:
         field_scale: rfft-shaped ``(m, m, m//2+1)`` real multiplier ``w(k)`` of the field modes.
         loc: scalars' offsets ``{group: {name: value}}``.
         scale: scalars' scales ``{group: {name: value}}`` (posterior standard deviation guess).
+        devices: the posterior's device mesh (:attr:`FieldPosterior.devices`, static): the
+            field's Fourier filter then runs on the slab FFT and keeps ``s`` sharded.
     """
 
     field_scale: Array
     loc: dict
     scale: dict
+    devices: Mesh | None = static_field(None)
 
     def to_params(self, latent: Params) -> Params:
         """Physical parameters of a latent point (the field leaf ``s`` may be absent)."""
         out: Params = {}
         if "s" in latent:
-            out["s"] = fourier_filter(latent["s"], self.field_scale)
+            out["s"] = fourier_filter(latent["s"], self.field_scale, self.devices)
         for g in SCALAR_GROUPS:
             if g in latent:
                 out[g] = {n: self.loc[g][n] + self.scale[g][n] * v for n, v in latent[g].items()}
@@ -51,7 +56,7 @@ class Preconditioner:
 
     def to_latent(self, params: Params) -> Params:
         """Latent point of physical parameters."""
-        out: Params = {"s": fourier_filter(params["s"], 1.0 / self.field_scale)}
+        out: Params = {"s": fourier_filter(params["s"], 1.0 / self.field_scale, self.devices)}
         for g in SCALAR_GROUPS:
             if g in params:
                 out[g] = {n: (v - self.loc[g][n]) / self.scale[g][n] for n, v in params[g].items()}
@@ -67,7 +72,7 @@ def prior_preconditioner(posterior: FieldPosterior, params: Params) -> Precondit
         for g in SCALAR_GROUPS
         if g in params
     }
-    return Preconditioner(jnp.ones((m, m, m // 2 + 1), jnp.float32), loc, scale)
+    return Preconditioner(jnp.ones((m, m, m // 2 + 1), jnp.float32), loc, scale, posterior.devices)
 
 
 def fisher_preconditioner(
@@ -149,7 +154,9 @@ def _curvature_preconditioner(posterior, params, key, kind, num_probes, eps) -> 
         scalar_curv,
         prior.scale,
     )
-    return Preconditioner((1.0 / jnp.sqrt(h)).astype(jnp.float32), prior.loc, scale)
+    return dataclasses.replace(
+        prior, field_scale=(1.0 / jnp.sqrt(h)).astype(jnp.float32), scale=scale
+    )
 
 
 def _impulse_response(posterior: FieldPosterior, cosmo: dict, shape: tuple, eps: float) -> Array:
@@ -159,7 +166,8 @@ def _impulse_response(posterior: FieldPosterior, cosmo: dict, shape: tuple, eps:
     def final(s):
         return posterior.evolve(posterior.linear(s, cosmo), cosmo)
 
-    return jnp.abs(jnp.fft.rfftn((final(impulse) - final(-impulse)) / (2.0 * eps))) ** 2
+    rfftn = fft_hooks(posterior.devices)["rfftn"]
+    return jnp.abs(rfftn((final(impulse) - final(-impulse)) / (2.0 * eps))) ** 2
 
 
 def _expected_information(posterior, params, key, num_probes, eps) -> Array:
@@ -190,6 +198,7 @@ def _observed_information(posterior, params, key, num_probes, eps, response) -> 
     ``z`` (independent of ``z_k``) only add zero-mean noise otherwise.
     """
     grad_s = jax.grad(lambda s: posterior.logdensity({**params, "s": s}))
+    rfftn = fft_hooks(posterior.devices)["rfftn"]
     s = params["s"]
     index = jnp.asarray(shell_index(s.shape[0], 1.0))
     nbins = s.shape[0] // 2 + 1
@@ -197,7 +206,7 @@ def _observed_information(posterior, params, key, num_probes, eps, response) -> 
 
     def probe(z):
         hz = -(grad_s(s + eps * z) - grad_s(s - eps * z)) / (2.0 * eps)
-        zk, hzk = jnp.fft.rfftn(z), jnp.fft.rfftn(hz)
+        zk, hzk = rfftn(z), rfftn(hz)
         power = jnp.abs(zk) ** 2
         num = jnp.zeros(nbins, jnp.float32).at[index].add(weight * ((zk.conj() * hzk).real - power))
         den = jnp.zeros(nbins, jnp.float32).at[index].add(weight * response * power)
@@ -256,7 +265,7 @@ def rescale_shells(precond: Preconditioner, latent_power: Array) -> Precondition
     mesh = precond.field_scale.shape[0]
     index = shell_index(mesh, 1.0)
     factor = jnp.sqrt(shell_mean(latent_power, index, mesh // 2 + 1))[jnp.asarray(index)]
-    return Preconditioner(precond.field_scale * factor, precond.loc, precond.scale)
+    return dataclasses.replace(precond, field_scale=precond.field_scale * factor)
 
 
 def speed_up_large_scales(
@@ -277,7 +286,7 @@ def speed_up_large_scales(
     mesh = precond.field_scale.shape[0]
     low = jnp.asarray(shell_index(mesh, 1.0, num_shells) < num_shells)
     scale = jnp.where(low, factor, 1.0).astype(precond.field_scale.dtype)
-    return Preconditioner(precond.field_scale * scale, precond.loc, precond.scale)
+    return dataclasses.replace(precond, field_scale=precond.field_scale * scale)
 
 
 def latent_logdensity(

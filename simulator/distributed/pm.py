@@ -54,8 +54,11 @@ def white_noise(seed: int | Array, conf: SimConfig, mesh: Mesh) -> Array:
     return jax.lax.with_sharding_constraint(ic.white_noise(seed, conf), real_sharding(mesh))
 
 
-def _ffts(mesh: Mesh) -> dict[str, Callable[..., Array]]:
-    """The sharded FFT pair as the ``rfftn``/``irfftn`` hooks of the single-device kernels."""
+def fft_hooks(mesh: Mesh) -> dict[str, Callable[..., Array]]:
+    """The sharded FFT pair as the ``rfftn``/``irfftn`` keyword hooks of the single-device
+    kernels (``simulator.ic``, ``simulator.lpt``, ``simulator.gravity``): real meshes
+    ``(n, n, n)`` sharded along axis 0 to modes ``(n, n, n // 2 + 1)`` sharded along axis 1
+    and back."""
     return {"rfftn": partial(fft.rfftn, mesh=mesh), "irfftn": partial(fft.irfftn, mesh=mesh)}
 
 
@@ -65,7 +68,7 @@ def linear_modes(noise: Array, cosmo: Cosmology, conf: SimConfig, mesh: Mesh) ->
     Returns:
         Complex modes ``(mesh, mesh, mesh // 2 + 1)`` at a = 1, sharded along axis 1.
     """
-    return ic.linear_modes(noise, cosmo, conf, rfftn=_ffts(mesh)["rfftn"])
+    return ic.linear_modes(noise, cosmo, conf, rfftn=fft_hooks(mesh)["rfftn"])
 
 
 def linear_field(noise: Array, cosmo: Cosmology, conf: SimConfig, mesh: Mesh) -> Array:
@@ -74,7 +77,7 @@ def linear_field(noise: Array, cosmo: Cosmology, conf: SimConfig, mesh: Mesh) ->
     Returns:
         Real mesh ``(mesh, mesh, mesh)`` sharded along axis 0.
     """
-    return ic.linear_field(noise, cosmo, conf, **_ffts(mesh))
+    return ic.linear_field(noise, cosmo, conf, **fft_hooks(mesh))
 
 
 def lpt_displacements(delta_lin: Array, conf: SimConfig, mesh: Mesh) -> tuple[Array, Array]:
@@ -89,7 +92,7 @@ def lpt_displacements(delta_lin: Array, conf: SimConfig, mesh: Mesh) -> tuple[Ar
     Returns:
         ``(psi1, psi2)`` in Mpc/h, each ``(N, 3)`` in lattice order, sharded along axis 0.
     """
-    return single_lpt_displacements(delta_lin, conf, **_ffts(mesh))
+    return single_lpt_displacements(delta_lin, conf, **fft_hooks(mesh))
 
 
 def lpt(
@@ -100,7 +103,7 @@ def lpt(
     Returns:
         ``State`` whose ``disp`` and ``vel`` (Mpc/h, ``(N, 3)``) are sharded by slab.
     """
-    return single_lpt(delta_lin, table, conf, a, **_ffts(mesh))
+    return single_lpt(delta_lin, table, conf, a, **fft_hooks(mesh))
 
 
 def density_contrast(disp: Array, conf: SimConfig, mesh: Mesh, halo: int) -> Array:
@@ -124,7 +127,7 @@ def force_mesh(delta: Array, conf: SimConfig, mesh: Mesh) -> Array:
     Returns:
         Acceleration mesh ``(n, n, n, 3)`` in Mpc/h, sharded along axis 0.
     """
-    return gravity.force_mesh(delta, conf, **_ffts(mesh))
+    return gravity.force_mesh(delta, conf, **fft_hooks(mesh))
 
 
 def acceleration_and_mesh(
