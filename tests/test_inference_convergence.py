@@ -81,7 +81,9 @@ def test_verdict_agrees_with_the_stored_draws(hard_run):
     run, summary, _ = hard_run
     verdict, burn = summary["convergence"], summary["burn_in"]
     idata = to_inference_data(run / "chain.h5").sel(draw=slice(burn, None))
-    post = idata.posterior
+    # In float64 as the verdict: ArviZ folds |x - median| in the draws' dtype, and float32
+    # rounding reorders near-ties of the folded ranks (Rhat off in the fourth digit).
+    post = idata.posterior.astype(np.float64)
     low_k = post["pk_linear"].isel(k=slice(0, LOW_K_BINS))
     rhat_pk = az.rhat(low_k)["pk_linear"].values
     np.testing.assert_allclose(verdict["rhat_pk_low_k"], rhat_pk, rtol=1e-6)

@@ -36,8 +36,11 @@ def test_bias_ranks_are_uniform(result):
 
 
 def test_posterior_learns_from_the_data(result):
-    """Posterior std well below the prior's; posterior means track the truths."""
+    """Posterior std well below the prior's; posterior means track the truths: their
+    correlation is positive at 3 sigma (Fisher's z, standard error 1/sqrt(n - 3)), not a fixed
+    threshold that 50 mocks' sampling noise (about 0.08 on r) can cross either way."""
     draws, truth = result.draws[:, :, 0], result.truth[:, 0]
     assert np.mean(draws.std(axis=1)) < 0.8 * PRIOR_STD
-    assert np.corrcoef(draws.mean(axis=1), truth)[0, 1] > 0.6
+    r = np.corrcoef(draws.mean(axis=1), truth)[0, 1]
+    assert np.arctanh(r) * np.sqrt(len(truth) - 3) > 3.0
     assert np.mean(result.acceptance) > 0.5
