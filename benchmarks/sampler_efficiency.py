@@ -74,7 +74,6 @@ MCLMC's chains stay apart too (2 chains x 100 steps only: split-Rhat 3 and above
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from typing import NamedTuple
 
@@ -83,6 +82,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from inference.call_counter import counted_posterior
 from inference.diagnostics import ess_bulk, split_rhat
 from inference.driver import MASS_MATRICES, RunConfig, adapt_mass_matrix, prepare, prior_draw
 from inference.fields import power_in_shells, shell_index
@@ -273,21 +273,13 @@ def counted_prepare(posterior, config: RunConfig, key):
     """
     counts = {"forward": 0, "likelihood": 0}
 
-    def counted(fn, name):
-        def tick(_):
+    def counter(name):
+        def tick():
             counts[name] += 1
 
-        def wrapped(first, *rest):
-            jax.debug.callback(tick, jax.tree.leaves(first)[0].ravel()[0])
-            return fn(first, *rest)
+        return tick
 
-        return wrapped
-
-    posterior = dataclasses.replace(
-        posterior,
-        evolve=counted(posterior.evolve, "forward"),
-        loglik=counted(posterior.loglik, "likelihood"),
-    )
+    posterior = counted_posterior(posterior, counter("forward"), counter("likelihood"))
     precond, map_params, starts = prepare(posterior, config, key)
     jax.block_until_ready(starts)
     jax.effects_barrier()

@@ -11,9 +11,11 @@ complete checkpoint. Layout (``C`` chains, ``n`` steps done, ``f`` stored fields
 - ``fields/s``, ``fields/delta_L``, ``fields/delta`` ``(C, f, m, m, m)``, ``fields/step`` ``(f,)``;
 - ``k`` ``(nbins,)`` [h/Mpc], ``prior/pk_linear`` ``(nbins,)``, ``init/pk_linear`` ``(C, nbins)``,
   ``warmup/num_grads`` ``(C,)``, optional ``truth/*`` fields;
-- ``checkpoint/<tree>/<i>``: flattened sampler state, tuning and preconditioner.
+- ``checkpoint/<tree>/<i>``: flattened sampler state, tuning and preconditioner; after the
+  set-up only (before the warm-up has ended), the preconditioner and the chains' latent starts.
 
-File attributes: ``steps_done``, ``complete``, ``config`` and ``posterior`` (JSON).
+File attributes: ``stage`` (``"set-up"`` or ``"sampling"``), ``steps_done``, ``complete``,
+``config`` and ``posterior`` (JSON).
 
 :func:`to_inference_data` exports the draws to an ``arviz.InferenceData``, so that ArviZ's
 plots and checks (and netCDF export) work on a run.

@@ -4,15 +4,19 @@ Sequence: preconditioner at the prior mean -> MAP (L-BFGS) in latent space -> pr
 at the MAP -> chain starts (MAP plus a latent standard-normal draw, or prior draws) -> warm-up
 (vmapped over chains) -> sampling in chunks of ``thin`` steps, vmapped over chains and compiled
 once, with the thinned fields stored at the end of each chunk -> ``chain.h5`` rewritten
-atomically every ``checkpoint_every`` steps. Keys are derived from the seed, the chain index and
-the step index only, so a resumed run is identical to an uninterrupted one.
+atomically every ``checkpoint_every`` steps. The set-up is checkpointed too (file attribute
+``stage = "set-up"``), so a run stopped during the warm-up resumes without redoing the MAP and
+the preconditioner; the set-up and the warm-up show their forward-model runs as they happen.
+Keys are derived from the seed, the chain index and the step index only, so a resumed run is
+identical to an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ import numpy as np
 
 from cosmolaw.progress import progress_bar
 from cosmolaw.pytree import to_dict
+from inference.call_counter import counted_posterior
 from inference.chain_file import read_arrays, read_tree, write_chain_file
 from inference.convergence import BURN_FRACTION, assess
 from inference.fields import bin_centres, fft_hooks, power_in_shells, shell_index, shell_mean
@@ -391,7 +396,7 @@ class ChainRun:
             path,
             self.arrays,
             {"state": self.states, "tuning": self.tunings, "precond": self.setup.precond},
-            {**attrs, "steps_done": self.steps_done, "complete": complete},
+            {**attrs, "stage": "sampling", "steps_done": self.steps_done, "complete": complete},
         )
 
 
@@ -418,7 +423,8 @@ def run_chains(
         posterior_attrs: JSON-able description of the data/model, stored as an attribute.
         progress: show progress (:func:`cosmolaw.progress.progress_bar`: a bar on a
             terminal, a line per tenth of the steps in a log) with the convergence verdict so
-            far at every checkpoint.
+            far at every checkpoint; before that, the forward-model runs of the set-up and of
+            the warm-up (in a log, a line at the 1st, 2nd, 4th, ... run and one at the end).
         stop_after: stop (as an interruption would) once this many steps are done; the
             checkpoint is written first.
 
@@ -435,40 +441,109 @@ def run_chains(
         "box": posterior.box,
     }
     keys = _keys(config.seed, config.num_chains)
-    if path.exists():
+    if path.exists() and _stored_stage(path) == "sampling":
         run = _resume(posterior, config, path)
     else:
-        run = _start(posterior, config, keys, truth)
+        run = _start(posterior, config, keys, truth, path, attrs, progress)
         run.save(path, attrs)
     target = config.num_samples if stop_after is None else min(stop_after, config.num_samples)
     _sample(run, keys["sample"], path, attrs, target, progress)
     return path
 
 
-def _start(posterior, config, keys, truth) -> ChainRun:
-    precond, map_params, starts = prepare(posterior, config, keys["prepare"])
-    key_pilot = jax.random.fold_in(keys["prepare"], 1)
+class _ForwardRuns:
+    """Routes the forward-model ticks of the compiled set-up and warm-up programs (compiled
+    once per posterior, :func:`_counted`) to the progress bar of the stage running now."""
+
+    bar: Any = None
+
+    @classmethod
+    def tick(cls) -> None:
+        if cls.bar is not None:
+            cls.bar.update(1)
+
+
+@functools.cache
+def _counted(posterior: FieldPosterior) -> FieldPosterior:
+    """``posterior`` ticking :class:`_ForwardRuns` at every forward-model run of a chain."""
+    return counted_posterior(posterior, on_forward=_ForwardRuns.tick)
+
+
+@contextlib.contextmanager
+def _stage(desc: str, progress: bool) -> Iterator[None]:
+    """Show a stage's forward-model runs (all chains together) as they happen: the set-up and
+    warm-up are single compiled programs that can take many minutes at 64^3 with PM."""
+    _ForwardRuns.bar = progress_bar(
+        total=None, desc=desc, unit="forward runs", disable=not progress
+    )
+    try:
+        yield
+    finally:
+        jax.effects_barrier()
+        bar, _ForwardRuns.bar = _ForwardRuns.bar, None
+        bar.close()
+
+
+def _stored_stage(path: Path) -> str:
+    """``"set-up"`` for a file checkpointed after the set-up, before the warm-up ended;
+    ``"sampling"`` otherwise (files written before stages were recorded included)."""
+    return read_arrays(path)[1].get("stage", "sampling")
+
+
+def _start(posterior, config, keys, truth, path: Path, attrs: dict, progress: bool) -> ChainRun:
+    """Set-up (or its checkpoint in ``path``, if a run stopped after it), then the warm-up."""
+    counted = _counted(posterior)
+    if path.exists():
+        precond, starts, arrays = _read_set_up(posterior, config, path)
+    else:
+        desc = "set-up: MAP, preconditioner" + (
+            ", pilot" if config.mass_matrix == "adapted" else ""
+        )
+        with _stage(desc, progress):
+            precond, starts, arrays = _set_up(counted, config, keys["prepare"], truth)
+        trees = {"precond": precond, "starts": starts}
+        set_up_attrs = {**attrs, "stage": "set-up", "steps_done": 0, "complete": False}
+        write_chain_file(path, arrays, trees, set_up_attrs)
+    with _stage(f"warm-up: {config.sampler} ({config.blocks}) x{config.num_chains}", progress):
+        warmup = _warmup_fn(counted, _kind(config), config.num_warmup)
+        states, tunings, warm_grads = jax.block_until_ready(warmup(precond, keys["warmup"], starts))
+    arrays["warmup/num_grads"] = arrays["warmup/num_grads"] + np.asarray(warm_grads)
+    return ChainRun(_Setup(posterior, config, precond), states, tunings, arrays, 0)
+
+
+def _set_up(
+    posterior: FieldPosterior, config: RunConfig, key: jax.Array, truth: dict | None
+) -> tuple[Preconditioner, Params, dict[str, np.ndarray]]:
+    """Preconditioner, latent starts ``(C, ...)`` and the arrays that describe them: the
+    binned P(k) of the prior and of the starts, the MAP fields, the truth and the pilot's
+    gradients per chain (``warmup/num_grads``, the warm-up's are added to it)."""
+    precond, map_params, starts = prepare(posterior, config, key)
+    key_pilot = jax.random.fold_in(key, 1)
     precond, starts, pilot_grads = adapt_mass_matrix(posterior, config, precond, starts, key_pilot)
-    setup = _Setup(posterior, config, precond)
-    warmup = _warmup_fn(posterior, _kind(config), config.num_warmup)
-    states, tunings, warm_grads = warmup(precond, keys["warmup"], starts)
-    warm_grads = warm_grads + pilot_grads
     init_params = jax.vmap(precond.to_params)(starts)
     arrays: dict[str, np.ndarray] = {
         "k": bin_centres(posterior.mesh, posterior.box),
         "prior/pk_linear": prior_pk_linear(posterior, map_params),
         "init/pk_linear": np.asarray(jax.vmap(partial(_pk_linear, posterior))(init_params)),
-        "warmup/num_grads": np.asarray(warm_grads),
+        "warmup/num_grads": np.asarray(pilot_grads),
         "map/s": np.asarray(map_params["s"]),
         **{f"map/{k}": np.asarray(v) for k, v in posterior.fields(map_params).items()},
     }
     for name, value in (truth or {}).items():
         arrays[f"truth/{name}"] = np.asarray(value, np.float32)
-    return ChainRun(setup, states, tunings, arrays, 0)
+    return precond, starts, arrays
 
 
-def _resume(posterior, config, path) -> ChainRun:
-    arrays, attrs = read_arrays(path)
+def _templates(posterior: FieldPosterior, config: RunConfig) -> tuple[Preconditioner, Params]:
+    """Shapes of a run's preconditioner and of its chains' latent positions ``(C, ...)``."""
+    precond = prior_preconditioner(posterior, posterior.initial_params())
+    starts = jax.vmap(lambda _: precond.to_latent(posterior.initial_params()))(
+        jnp.arange(config.num_chains)
+    )
+    return precond, starts
+
+
+def _check_config(attrs: dict, config: RunConfig, path: Path) -> None:
     # Fields added to RunConfig after a run was started take their defaults.
     stored = {**to_dict(RunConfig()), **attrs.get("config", {})}
     if stored != to_dict(config):
@@ -476,13 +551,24 @@ def _resume(posterior, config, path) -> ChainRun:
             f"resume: the run configuration differs from the one in {path} "
             f"(stored {attrs.get('config')})"
         )
-    template_pre = prior_preconditioner(posterior, posterior.initial_params())
-    precond = read_tree(path, "precond", template_pre)
-    precond = jax.tree.map(jnp.asarray, precond)
+
+
+def _read_set_up(posterior, config, path: Path) -> tuple[Preconditioner, Params, dict]:
+    """The set-up checkpoint of :func:`_start`: preconditioner, starts and arrays."""
+    arrays, attrs = read_arrays(path)
+    _check_config(attrs, config, path)
+    template_pre, template_starts = _templates(posterior, config)
+    precond = jax.tree.map(jnp.asarray, read_tree(path, "precond", template_pre))
+    starts = jax.tree.map(jnp.asarray, read_tree(path, "starts", template_starts))
+    return precond, starts, arrays
+
+
+def _resume(posterior, config, path) -> ChainRun:
+    arrays, attrs = read_arrays(path)
+    _check_config(attrs, config, path)
+    template_pre, start = _templates(posterior, config)
+    precond = jax.tree.map(jnp.asarray, read_tree(path, "precond", template_pre))
     setup = _Setup(posterior, config, precond)
-    start = jax.vmap(lambda _: precond.to_latent(posterior.initial_params()))(
-        jnp.arange(config.num_chains)
-    )
     keys = _keys(config.seed, config.num_chains)
     warmup = _warmup_fn(posterior, _kind(config), config.num_warmup)
     states_t, tunings_t, _ = jax.eval_shape(warmup, precond, keys["warmup"], start)

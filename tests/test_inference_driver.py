@@ -66,6 +66,54 @@ def test_resume_of_a_file_written_before_new_run_options(posterior, tmp_path):
         assert f.attrs["complete"] and f.attrs["steps_done"] == 20
 
 
+def test_stop_during_warmup_resumes_from_the_set_up(posterior, tmp_path, monkeypatch):
+    """Killed during the warm-up: the file holds the set-up checkpoint; the rerun does not
+    redo the MAP and preconditioner, and its chains equal those of an uninterrupted run."""
+    import inference.driver as driver
+
+    config = RunConfig(
+        sampler="borg_hmc", num_samples=20, num_warmup=10, num_chains=2, thin=10, map_steps=10
+    )
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp:
+        mp.setattr(driver, "_warmup_fn", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_chains(posterior, config, tmp_path / "a", progress=False)
+    with h5py.File(tmp_path / "a" / "chain.h5") as f:
+        assert f.attrs["stage"] == "set-up" and not f.attrs["complete"]
+        assert "checkpoint/starts" in f and "samples/logdensity" not in f
+    with monkeypatch.context() as mp:
+        mp.setattr(driver, "prepare", killed)
+        run_chains(posterior, config, tmp_path / "a", progress=False)
+    run_chains(posterior, config, tmp_path / "b", progress=False)
+    with h5py.File(tmp_path / "a" / "chain.h5") as fa, h5py.File(tmp_path / "b" / "chain.h5") as fb:
+        assert fa.attrs["stage"] == "sampling" and fa.attrs["complete"]
+        for name in ("warmup/num_grads", "samples/logdensity", "fields/s", "map/s"):
+            np.testing.assert_array_equal(fa[name][()], fb[name][()])
+
+
+def test_set_up_and_warmup_progress_in_a_log(posterior, tmp_path, capsys):
+    """stderr is not a terminal: the set-up and warm-up each write a few lines counting their
+    forward-model runs (1st, 2nd, 4th, ... and the total at the end); the warm-up's total is
+    its stored gradient count (one run per gradient) plus at most one initial evaluation per
+    chain."""
+    config = RunConfig(
+        sampler="mclmc", num_samples=10, num_warmup=20, num_chains=2, thin=10, map_steps=5
+    )
+    run_chains(posterior, config, tmp_path, progress=True)
+    err = capsys.readouterr().err
+    set_up = [line for line in err.splitlines() if line.startswith("set-up: MAP")]
+    warm = [line for line in err.splitlines() if line.startswith("warm-up: mclmc")]
+    assert 2 <= len(set_up) <= 16 and 2 <= len(warm) <= 16
+    with h5py.File(tmp_path / "chain.h5") as f:
+        warm_grads = int(np.sum(f["warmup/num_grads"][()]))
+    runs = int(warm[-1].split(": ")[-1].split()[0])
+    assert warm_grads <= runs <= warm_grads + config.num_chains
+
+
 def _write_mock(path, counts, selection):
     with h5py.File(path, "w") as f:
         f["data/counts"] = counts
