@@ -1,8 +1,9 @@
 """Posteriors as GetDist samples and contour plots, the form cosmologists read and compare.
 
 :func:`to_mcsamples` wraps draws of an implicit posterior; :func:`chain_to_mcsamples` reads the
-scalar cosmology samples of a field-level ``chain.h5`` (:mod:`inference.chain_file`), so both
-posteriors overlay in :func:`plot_contours`. GetDist (and matplotlib) are imported only here.
+scalar samples of a field-level ``chain.h5`` (:mod:`inference.chain_file`; cosmology by
+default, named by the file attribute ``scalar_names``), so both posteriors overlay in
+:func:`plot_contours`. GetDist (and matplotlib) are imported only here.
 """
 
 from __future__ import annotations
@@ -62,9 +63,31 @@ def chain_to_mcsamples(
     label: str = "field-level",
 ) -> Any:
     """The scalar samples ``samples/scalars`` ``(C, n, p)`` of a field-level ``chain.h5`` (all
-    chains pooled, the first ``burn_in`` steps of each dropped) as ``getdist.MCSamples``;
-    ``names`` picks parameters (default: the cosmological ones sampled, ``Omega_m`` and
-    ``sigma8``, else every scalar)."""
+    chains pooled, the first ``burn_in`` steps of each dropped) as ``getdist.MCSamples``.
+
+    The chain names its scalars ``group/name`` in the file attribute ``scalar_names``
+    (``cosmo/Omega_m``, ``bias/b1``); GetDist gets the short names of :func:`scalar_labels`.
+    ``names`` picks parameters, short or ``group/name`` (default: the cosmological ones
+    sampled, ``Omega_m`` and ``sigma8``, else every scalar).
+    """
+    stored, scalars = read_chain_scalars(path)
+    short = scalar_labels(stored)
+    if names is None:
+        cosmo = [s for s, full in zip(short, stored, strict=True) if full.startswith("cosmo/")]
+        names = cosmo or short
+    cols = [_column(n, stored, short, path) for n in names]
+    if not 0 <= burn_in < scalars.shape[1]:
+        raise ValueError(f"burn_in={burn_in!r} is invalid: must be in [0, {scalars.shape[1]})")
+    draws = scalars[:, burn_in:, cols].reshape(-1, len(cols))
+    return to_mcsamples(draws, [short[c] for c in cols], label=label)
+
+
+def read_chain_scalars(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
+    """The names ``group/name`` (file attribute ``scalar_names``) and the draws
+    ``samples/scalars`` ``(C, n, p)`` (float64) of ``chain.h5`` at ``path`` (or in the run
+    directory ``path``)."""
+    import json
+
     import h5py
 
     path = Path(path)
@@ -73,22 +96,37 @@ def chain_to_mcsamples(
     if not path.is_file():
         raise ValueError(f"chain={str(path)!r} is invalid: no chain.h5 there")
     with h5py.File(path, "r") as f:
-        if "samples/scalars" not in f:
-            raise ValueError(f"chain={str(path)!r} has no samples/scalars: no scalar was sampled")
-        dset = f["samples/scalars"]
-        stored = [str(n) for n in dset.attrs["names"]]
-        scalars = dset[()]
-    if names is None:
-        cosmo = [n for n in stored if n in ("Omega_m", "sigma8")]
-        names = cosmo or stored
-    missing = [n for n in names if n not in stored]
-    if missing:
-        raise ValueError(f"names={missing!r} are not in the chain (allowed: {stored})")
-    if not 0 <= burn_in < scalars.shape[1]:
-        raise ValueError(f"burn_in={burn_in!r} is invalid: must be in [0, {scalars.shape[1]})")
-    cols = [stored.index(n) for n in names]
-    draws = scalars[:, burn_in:, cols].reshape(-1, len(cols))
-    return to_mcsamples(draws, names, label=label)
+        stored = json.loads(f.attrs.get("scalar_names", "[]"))
+        if not stored or "samples/scalars" not in f:
+            raise ValueError(
+                f"chain={str(path)!r} has no samples/scalars: no scalar was sampled (or no "
+                "sampling step is stored yet)"
+            )
+        scalars = np.asarray(f["samples/scalars"][()], float)
+    if scalars.ndim != 3 or scalars.shape[-1] != len(stored):
+        raise ValueError(
+            f"chain={str(path)!r} is invalid: samples/scalars {scalars.shape} does not match "
+            f"scalar_names {stored}"
+        )
+    return [str(n) for n in stored], scalars
+
+
+def scalar_labels(stored: Sequence[str]) -> list[str]:
+    """GetDist names of stored ``group/name`` scalars: ``name``, or ``group_name`` where two
+    groups share a name (``["bias/b1", "cosmo/sigma8"]`` -> ``["b1", "sigma8"]``), as the
+    variables of ``inference.chain_file.to_inference_data``."""
+    short = [n.split("/", 1)[-1] for n in stored]
+    pairs = zip(stored, short, strict=True)
+    return [s if short.count(s) == 1 else n.replace("/", "_") for n, s in pairs]
+
+
+def _column(name: str, stored: list[str], short: list[str], path: str | os.PathLike) -> int:
+    """Index in ``samples/scalars`` of ``name`` (a short name or ``group/name``)."""
+    if name in short:
+        return short.index(name)
+    if name in stored:
+        return stored.index(name)
+    raise ValueError(f"names=[{name!r}] are not in the chain {str(path)!r} (allowed: {short})")
 
 
 def plot_contours(
