@@ -35,8 +35,6 @@ of a sample's density is ``nbar_cell F`` of that density, up to cosmic variance.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -484,42 +482,8 @@ def simulate_mock(config: dict[str, Any]) -> MockData:
     return MockData(conf, cosmo, obs, mock, truth)
 
 
-def _run_config(config: dict[str, Any]):
-    from inference.driver import RunConfig
-
-    return RunConfig(
-        sampler=config["sampler"],
-        num_samples=int(config["samples"]),
-        num_warmup=int(config["warmup"]),
-        num_chains=int(config["chains"]),
-        thin=int(config["thin"]),
-        checkpoint_every=int(config["thin"]) * 10,
-        seed=int(config["inference_seed"]),
-    )
-
-
-def _infer(
-    posterior, config: dict[str, Any], out: Path, truth: dict[str, np.ndarray], model: dict
-) -> Path:
-    """Sample ``posterior`` into ``out-<digest>/chain.h5``, ``digest`` a hash of the posterior's
-    description ``model`` (JSON-able): a run of the same posterior resumes its chains (after an
-    interruption, or to redo only the analysis), another posterior gets its own directory."""
-    from inference.driver import run_chains
-
-    described = json.loads(json.dumps({"name": posterior.name, **model}))
-    digest = hashlib.sha1(json.dumps(described, sort_keys=True).encode()).hexdigest()[:10]
-    fields = {"s": truth["white_noise"], "delta_L": truth["delta_linear"]}
-    fields["delta"] = truth["delta_observed"]
-    return run_chains(
-        posterior,
-        _run_config(config),
-        out.with_name(f"{out.name}-{digest}"),
-        truth=fields,
-        posterior_attrs=described,
-    )
-
-
 def _validate(config: dict[str, Any]) -> None:
+    from experiments.core.field_inference import run_config
     from inference.models import FORWARD_MODELS
 
     if config["model"] not in FORWARD_MODELS or config["model"] == "pm":
@@ -533,7 +497,7 @@ def _validate(config: dict[str, Any]) -> None:
         raise ValueError(f"range_quantiles={[lo, hi]!r} must satisfy 0 <= lo < hi <= 1")
     if int(config["n_bins"]) < 6:
         raise ValueError(f"n_bins={config['n_bins']!r} must be an integer >= 6")
-    _run_config(config)
+    run_config(config)
 
 
 @dataclass(frozen=True)
@@ -584,6 +548,7 @@ def bin_posterior(
 
 def infer_hand_written(data: MockData, config: dict[str, Any], out_dir: Path) -> PosteriorSamples:
     """Sample the posterior of the white noise and of the mock's own law's parameters."""
+    from experiments.core.field_inference import sample_chains
     from inference.models import counts_posterior
 
     mock = data.mock
@@ -591,7 +556,7 @@ def infer_hand_written(data: MockData, config: dict[str, Any], out_dir: Path) ->
         mock.counts, mock.selection, data.conf, data.cosmo, data.obs, config["model"]
     )
     model = {"mock": data.obs.to_dict()}
-    path = _infer(posterior, config, out_dir / "chains" / "hand_written", data.truth, model)
+    path = sample_chains(posterior, config, out_dir / "chains" / "hand_written", data.truth, model)
     return read_posterior(path, float(config["burn_fraction"]))
 
 
@@ -620,6 +585,7 @@ def close_the_loop(
 ) -> LoopFit:
     """Rerun the inference with the discovered law as the bias model, and measure the
     posterior predictive fit of both laws to the counts."""
+    from experiments.core.field_inference import sample_chains
     from inference.models import counts_posterior
     from inference.symbolic_bias import symbolic_bias_law
 
@@ -642,7 +608,7 @@ def close_the_loop(
         bias_law=law,
     )
     model = {"law": str(found.template), "priors": priors, "mock": obs.to_dict()}
-    path = _infer(posterior, config, out_dir / "chains" / "discovered", data.truth, model)
+    path = sample_chains(posterior, config, out_dir / "chains" / "discovered", data.truth, model)
     discovered = read_posterior(path, float(config["burn_fraction"]))
     counts = np.asarray(mock.counts, float)
     return LoopFit(

@@ -246,9 +246,9 @@ def gaussian_prior(config: dict[str, Any]) -> dict[str, tuple[float, float]]:
 
 def infer_field_level(data: MockData, config: dict[str, Any], out_dir: Path) -> Posterior:
     """Step 2: chains of the white noise and (Omega_m, sigma8) in
-    ``out_dir/chains/field-<digest>`` (resumed if there, as ``field-level-bias`` runs them);
-    the draws after the first ``burn_fraction`` of each chain."""
-    from experiments.field_level_bias import _infer
+    ``out_dir/chains/field-<digest>`` (``experiments.core.field_inference.sample_chains``:
+    resumed if there); the draws after the first ``burn_fraction`` of each chain."""
+    from experiments.core.field_inference import sample_chains
     from inference.chain_file import read_arrays
     from inference.diagnostics import ess_bulk, split_rhat
     from inference.models import counts_posterior
@@ -272,7 +272,7 @@ def infer_field_level(data: MockData, config: dict[str, Any], out_dir: Path) -> 
         "selection": [config["masked_fraction"], config["completeness"]],
         "cosmo_priors": gaussian_prior(config),
     }
-    path = _infer(posterior, config, out_dir / "chains" / "field", data.truth, model)
+    path = sample_chains(posterior, config, out_dir / "chains" / "field", data.truth, model)
     arrays, attrs = read_arrays(path)
     names = [str(n).split("/", 1)[-1] for n in attrs["scalar_names"]]
     scalars = np.asarray(arrays["samples/scalars"], float)[
@@ -518,10 +518,10 @@ def _validate(config: dict[str, Any]) -> None:
         raise ValueError(f"kmax={config['kmax']!r} must be > 0 (h/Mpc)")
     if int(config["n_train"]) < 50:
         raise ValueError(f"n_train={config['n_train']!r} must be an integer >= 50")
-    from experiments.field_level_bias import _run_config
+    from experiments.core.field_inference import run_config
 
     box_prior(config)
-    _run_config(config)
+    run_config(config)
 
 
 def _checks(comparison: Comparison, config: dict[str, Any]) -> list:

@@ -5,6 +5,8 @@
 - ``stages``: the helpers an experiment's ``run`` outline calls: its checks, its HDF5 data
   file and its result;
 - ``law_search``: the symbolic search as experiments call it (``discovery`` underneath);
+- ``field_inference``: an experiment's chains of a field-level posterior (``inference``'s
+  driver), resumable in a directory named after the posterior;
 - ``imnn_summary``: the IMNN summary of galaxy counts for implicit-likelihood inference
   (``discovery`` trained on ``inference``'s training sets; ``cosmolaw sbi --summary imnn``);
 - ``refit``: constants of a found law refitted, with uncertainties;
