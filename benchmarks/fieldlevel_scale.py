@@ -108,7 +108,10 @@ def posterior_gradient(code: str, ptcl: int, mesh: int):
         return loglik - 0.5 * jnp.sum(s**2)
 
     spec = jax.ShapeDtypeStruct((mesh,) * 3, jnp.float32)
-    return jax.grad(logdensity), (spec, spec, spec)
+    # The counts in the dtype the posterior holds them (inference.data.compact_counts: uint8
+    # at a few galaxies per cell), for both codes.
+    counts = jax.ShapeDtypeStruct((mesh,) * 3, jnp.uint8)
+    return jax.grad(logdensity), (spec, counts, spec)
 
 
 def child(code: str, ptcl: int, mesh: int, peak: bool) -> dict:
@@ -120,7 +123,7 @@ def child(code: str, ptcl: int, mesh: int, peak: bool) -> dict:
     if peak:
         key = jax.random.PRNGKey(0)
         s = jax.random.normal(key, specs[0].shape, jnp.float32)
-        counts = jax.random.poisson(key, SPEC.nbar, specs[0].shape).astype(jnp.float32)
+        counts = jax.random.poisson(key, SPEC.nbar, specs[0].shape).astype(specs[1].dtype)
         out["grad_s"] = timed(compiled, s, counts, jnp.ones_like(s), repeat=3)
         stats = jax.devices()[0].memory_stats() or {}
         out["peak_bytes"] = stats.get("peak_bytes_in_use", float("nan"))
