@@ -12,7 +12,11 @@ The ``auto`` pipeline spends the budget where laws are found, not fits:
    reduced problem and the full one; then shifted and broken
    power laws of that input when there is one (:mod:`discovery.families`:
    ``T(g) = a + b |u + c|**p``, ``g = A u**p exp(B u**q)``,
-   ``g = A (u + c)**q (1 + B (u + c)**p)**r``);
+   ``g = A (u + c)**q (1 + B (u + c)**p)**r``, ``g v**p = a + b h1(v) + c h2(v)``
+   with ``v = sqrt(1 +- u)`` and ``g = L(u) P(u)**p`` with ``P`` a polynomial and ``L``
+   a power of ``u`` or ``log(1 + a u)/(a u)``), or, with more inputs, log-linear laws with a power
+   ``u**(e a)`` whose exponent is an input ``a`` and power laws times powers of two
+   shifted monomials ``(1 + k m)**a``;
 3. exhaustive enumeration (:mod:`discovery.exhaustive`) of every distinct small
    expression, on the reduced problem and on the full one, complete below its bound;
 4. Operon (:mod:`discovery.operon_backend`) with the remaining time, for larger laws;
@@ -482,7 +486,7 @@ def _pipeline(
             clock.stage("affine (reduced)")
             share = time.monotonic() + 0.2 * clock.left(deadline)
             out += [e * factor for e in _affine_candidates(Z, z, zsyms, ops, share, wz)]
-            out += [e * factor for e in _families(Z, z, zsyms, wz, deadline, clock)]
+            out += [e * factor for e in _families(Z, z, zsyms, ops, wz, deadline, clock)]
             clock.stage("exhaustive (reduced)")
             sub_dims = red.input_dims(var_dims) if var_dims is not None else None
             sub_target = None
@@ -499,7 +503,7 @@ def _pipeline(
         clock.stage("affine")
         share = time.monotonic() + 0.1 * clock.left(deadline)
         out += _affine_candidates(X, y, symbols, ops, share, w)
-        out += _families(X, y, symbols, w, deadline, clock)
+        out += _families(X, y, symbols, ops, w, deadline, clock)
     if best > exact:
         clock.stage("exhaustive")
         share = time.monotonic() + (0.3 if reduced else 0.5) * clock.left(deadline)
@@ -518,17 +522,24 @@ def _pipeline(
     return out
 
 
-def _families(Z, z, syms, w, deadline, clock) -> list[sp.Expr]:
-    """Shifted, cut-off and broken power laws (:mod:`discovery.families`) when ``Z`` ``(n, m)`` has
-    one input; ``z`` ``(n,)``, ``w`` its residual weights or None. Up to 10% of the search
-    time left; nothing with more inputs."""
-    if Z.shape[1] != 1:
-        return []
+def _families(Z, z, syms, ops, w, deadline, clock) -> list[sp.Expr]:
+    """The laws of :mod:`discovery.families`: with one input in ``Z`` ``(n, m)``, shifted,
+    cut-off and broken power laws, laws of a square root of the shifted input (trees
+    of ``ops``) and powers of a polynomial (transfer functions); with more, powers
+    whose exponent is an input and power laws times powers of shifted monomials
+    ``(1 + k m)**a`` (half the time each). ``z`` ``(n,)``, ``w`` its residual weights or
+    None. Up to 10% of the search time left."""
     clock.stage("families")
     share = time.monotonic() + 0.1 * clock.left(deadline)
+    if Z.shape[1] != 1:
+        half = (time.monotonic() + share) / 2
+        out = families.variable_exponent_laws(Z, z, syms, weights=w, deadline=half)
+        return out + families.shifted_monomial_laws(Z, z, syms, weights=w, deadline=share)
     u, sym = Z[:, 0], syms[0]
     out = families.shifted_power_laws(u, z, sym, weights=w)
     out += families.cutoff_power_laws(u, z, sym, weights=w)
+    out += families.root_shift_laws(u, z, sym, ops, weights=w, deadline=share)
+    out += families.polynomial_power_laws(u, z, sym, weights=w, deadline=share)
     return out + families.broken_power_laws(u, z, sym, weights=w, deadline=share)
 
 

@@ -2,7 +2,9 @@
 shifted variable, broken power laws, power laws with an exponential cut-off
 (``discovery.families.cutoff_power_laws``, found in closed form on a grid of ``q``: a
 Schechter-like function and Neyrinck et al.'s bias law) and a leading term plus a small
-correction.
+correction; with several inputs, a power whose exponent is an input (Sersic) and powers
+of shifted monomials (NFW, Plummer); laws of ``sqrt(1 - u)`` (the rapidity); powers of
+a polynomial times a power or ``log(1 + a u)/(a u)`` (transfer-function-like forms).
 
 Each test generates data from a law and checks that the candidate found is that law
 (SRBench equivalence: the difference or the ratio is a constant), after the refit that
@@ -15,7 +17,15 @@ import sympy as sp
 
 from discovery import equivalent
 from discovery.exhaustive import affine_pair_search, affine_search
-from discovery.families import broken_power_laws, cutoff_power_laws, shifted_power_laws
+from discovery.families import (
+    broken_power_laws,
+    cutoff_power_laws,
+    polynomial_power_laws,
+    root_shift_laws,
+    shifted_monomial_laws,
+    shifted_power_laws,
+    variable_exponent_laws,
+)
 from discovery.fit import refit
 from discovery.operators import DEFAULT_OPERATORS
 from discovery.programs import to_sympy
@@ -102,3 +112,63 @@ def test_noisy_law_off_the_grid_is_close_and_refuses_mixed_signs():
     f = sp.lambdify(SYM_U, best, "numpy")
     assert np.max(np.abs(f(u) / z - 1)) < 0.05  # a starting point the refit polishes
     assert cutoff_power_laws(u, np.sin(3 * u), SYM_U) == []
+
+
+def _positive_symbols(names: str) -> list[sp.Symbol]:
+    return list(sp.symbols(names, positive=True))
+
+
+def test_a_power_whose_exponent_is_an_input_is_found():
+    """Sersic's profile, I_e exp(-(2 n - 1/3) ((R/R_e)**(1/n) - 1)): its exponent is 1/n."""
+    i_e, big_r, r_e, n = syms = _positive_symbols("I_e R R_e n")
+    truth = i_e * sp.exp(-(2 * n - sp.Rational(1, 3)) * ((big_r / r_e) ** (1 / n) - 1))
+    X = np.column_stack(
+        [RNG.uniform(*r, 300) for r in ((1.0, 5.0), (0.1, 10.0), (0.5, 5.0), (1.0, 4.0))]
+    )
+    y = sp.lambdify(syms, truth, "numpy")(*X.T)
+    assert _any_equivalent(variable_exponent_laws(X, y, syms), truth, X, syms)
+    assert variable_exponent_laws(X[:, :1], y, syms[:1]) == []  # needs two inputs
+
+
+@pytest.mark.parametrize(
+    "law",
+    [
+        lambda rho, r, a: rho / ((r / a) * (1 + r / a) ** 2),  # Navarro-Frenk-White
+        lambda m, r, a: 3 * m / (4 * sp.pi * a**3) * (1 + r**2 / a**2) ** sp.Rational(-5, 2),
+    ],
+    ids=["nfw", "plummer"],
+)
+def test_powers_of_shifted_monomials_are_found(law):
+    syms = _positive_symbols("A r a")
+    truth = law(*syms)
+    X = np.column_stack([RNG.uniform(*r, 300) for r in ((1.0, 5.0), (0.1, 10.0), (0.5, 3.0))])
+    y = sp.lambdify(syms, truth, "numpy")(*X.T)
+    assert _any_equivalent(shifted_monomial_laws(X, y, syms), truth, X, syms)
+
+
+def test_a_law_of_the_square_root_of_a_shifted_input_is_found():
+    """The rapidity atanh(sqrt(1 - u)) of a Lorentz factor 1/sqrt(u), also with noise."""
+    u = RNG.uniform(0.05, 0.95, (300, 1))
+    truth = sp.atanh(sp.sqrt(1 - SYM_U))
+    z = sp.lambdify(SYM_U, truth, "numpy")(u[:, 0])
+    laws = root_shift_laws(u[:, 0], z, SYM_U, DEFAULT_OPERATORS)
+    assert _any_equivalent(laws, truth, u, [SYM_U])
+    sigma = 1e-4 * np.ones_like(z)
+    noisy = z + sigma * np.random.default_rng(3).normal(size=z.size)
+    laws = root_shift_laws(u[:, 0], noisy, SYM_U, DEFAULT_OPERATORS, weights=1 / sigma)
+    assert _any_equivalent(laws, truth, u, [SYM_U])
+
+
+@pytest.mark.parametrize(
+    "truth",
+    [
+        SYM_U / sp.sqrt(1 + 3 * SYM_U + 5 * SYM_U**2),
+        sp.log(1 + 3 * SYM_U) / (3 * SYM_U) / sp.sqrt(1 + 2 * SYM_U**2),  # a = 3, off the grid
+    ],
+    ids=["power", "logarithm"],
+)
+def test_a_power_of_a_polynomial_is_found(truth):
+    u = np.geomspace(0.01, 10.0, 300)[:, None]
+    z = sp.lambdify(SYM_U, truth, "numpy")(u[:, 0])
+    laws = polynomial_power_laws(u[:, 0], z, SYM_U)
+    assert _any_equivalent(laws, truth, u, [SYM_U])
