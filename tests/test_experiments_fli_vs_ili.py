@@ -1,6 +1,7 @@
 """``cosmolaw run fli-vs-ili --quick``: posteriors of (Omega_m, sigma8) from field-level and
 implicit-likelihood inference on one mock, against the autodiff Fisher limit. Areas and
-coverage are recomputed here from the draws stored in ``fli_vs_ili.h5``."""
+coverage are recomputed here from the draws stored in ``fli_vs_ili.h5``, and the run's report
+is opened in headless chromium (``report_browser``) like the other reports."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import h5py
 import numpy as np
 import pytest
+from report_browser import CHROMIUM, inspect_in_chromium, problems
 
 from cosmolaw.cli import main
 from experiments.fli_vs_ili import COVERAGE_D2, QUICK
@@ -81,3 +83,29 @@ def test_report_and_data_are_written(run_dir):
             assert h5[name].attrs["units"] and h5[name].attrs["description"], name
     costs = json.loads((run_dir / "discoveries.json").read_text())["summary"]["costs"]
     assert costs["fli"]["gradients"] > 0 and costs["ili_pk_kmax"]["simulations"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_report_renders_in_chromium(run_dir):
+    """The real report: no law, one result panel in the results section with the decoded
+    GetDist contour figure and a table row per posterior and for the Fisher limit, whose
+    areas are those of the stored draws."""
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    report = run_dir / "report.html"
+    screenshot = report.with_suffix(".png")
+    page = inspect_in_chromium(report, screenshot)
+    assert problems(page, n_laws=0, n_panels=1) == []
+    (panel,) = page["panels"]
+    (contours,) = panel["images"]
+    assert contours["alt"].startswith("GetDist contours")
+    assert contours["width"] > 200 and contours["height"] > 200
+    assert panel["header"][:4] == ["posterior", "Omega_m", "sigma8", "area"]
+    draws, _, fisher = _posteriors(run_dir)
+    rows = {row[0]: row for row in panel["rows"]}
+    assert len(rows) == len(draws) + 1
+    shown = [row[3] for row in panel["rows"]]
+    areas = [*(_area(draws[k]) for k in ("fli", *IMPLICIT)), 1 / np.sqrt(np.linalg.det(fisher))]
+    assert shown == [f"{a:.3g}" for a in areas]
+    assert screenshot.stat().st_size > 10_000
