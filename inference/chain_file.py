@@ -4,8 +4,9 @@ The whole file is rewritten atomically at every checkpoint (temporary file + ren
 :mod:`cosmolaw.io`), so an interruption at any moment, ``kill -9`` included, leaves the last
 complete checkpoint. Layout (``C`` chains, ``n`` steps done, ``f`` stored fields):
 
-- ``samples/scalars`` ``(C, n, p)`` (attribute ``names``), ``samples/logdensity`` ``(C, n)``,
-  ``samples/pk_linear`` ``(C, n, nbins)`` P(k) of delta_L [(Mpc/h)^3];
+- ``samples/scalars`` ``(C, n, p)`` (named by the file attribute ``scalar_names``),
+  ``samples/logdensity`` ``(C, n)``, ``samples/pk_linear`` ``(C, n, nbins)`` P(k) of
+  delta_L [(Mpc/h)^3];
 - ``info/<name>`` ``(C, n)`` per-step acceptance, energy error, gradients, divergences,
   tree depth, step size;
 - ``fields/s``, ``fields/delta_L``, ``fields/delta`` ``(C, f, m, m, m)``, ``fields/step`` ``(f,)``;
@@ -15,7 +16,7 @@ complete checkpoint. Layout (``C`` chains, ``n`` steps done, ``f`` stored fields
   set-up only (before the warm-up has ended), the preconditioner and the chains' latent starts.
 
 File attributes: ``stage`` (``"set-up"`` or ``"sampling"``), ``steps_done``, ``complete``,
-``config`` and ``posterior`` (JSON).
+``scalar_names``, ``mesh``, ``box``, ``config`` and ``posterior`` (JSON).
 
 :func:`to_inference_data` exports the draws to an ``arviz.InferenceData``, so that ArviZ's
 plots and checks (and netCDF export) work on a run.
