@@ -9,8 +9,12 @@ One mock survey, four posteriors of (Omega_m, sigma8) from it, and the Fisher li
 2. Field-level inference (``infer_field_level``, ``inference.driver.run_chains``): the
    posterior of the white noise and of (Omega_m, sigma8) given the counts, through the
    mock's own forward model; Gaussian priors on the cosmology with the mean and standard
-   deviation of the implicit legs' box prior. The bias law, ``nbar_cell`` and the selection
-   are known in every leg.
+   deviation of the implicit legs' box prior. The chains move the field partially centred on
+   the cosmology (``inference.precondition``: the data-dominated modes in units of the linear
+   power at the prior mean), so that a step in sigma8 or Omega_m does not have to rescale
+   every well-measured mode of the white noise; the chain file holds (Omega_m, sigma8) and
+   the white noise themselves. The bias law, ``nbar_cell`` and the selection are known in
+   every leg.
 3. Training set (``simulate_training``, ``inference.implicit.training_set``): ``n_train``
    mocks with (Omega_m, sigma8) drawn from the box prior, through the same forward model,
    bias law, selection and Poisson noise as the mock; their galaxy P(k) to the Nyquist
@@ -271,6 +275,7 @@ def infer_field_level(data: MockData, config: dict[str, Any], out_dir: Path) -> 
         "box": float(config["box"]),
         "selection": [config["masked_fraction"], config["completeness"]],
         "cosmo_priors": gaussian_prior(config),
+        "parametrisation": "white noise partially centred on the cosmology",
     }
     path = sample_chains(posterior, config, out_dir / "chains" / "field", data.truth, model)
     arrays, attrs = read_arrays(path)

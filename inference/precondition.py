@@ -1,4 +1,4 @@
-"""Linear preconditioning: the sampler moves a latent ``x`` with ``params = loc + A x``.
+"""Preconditioning: the sampler moves a latent ``x`` with ``params = loc + A x``.
 
 For the field, ``A`` is diagonal in Fourier space, ``s = irfft(rfft(x_s) * w(k))``, i.e. HMC in
 whitened Fourier space with mass matrix ``w(k)^-2`` as BORG runs it. ``w = 1`` is the prior mass
@@ -6,7 +6,20 @@ matrix (the prior of ``s`` is the identity). ``w = (1 + F(k))^-1/2`` uses prior 
 (:func:`fisher_preconditioner`) or the observed Hessian's Fourier diagonal
 (:func:`hessian_preconditioner`); :func:`rescale_shells` corrects ``w`` per k-shell from the
 latent variance of samples. Scalars get ``loc`` and a scale each.
-Because ``A`` is constant, the latent log density is the posterior one up to a constant.
+
+With sampled cosmology the field's map also depends on it (a partially centred
+parametrisation, Papaspiliopoulos, Roberts & Skold 2007): the linear field is
+``delta_L(k) = T(k; theta) s(k)`` (``T ~ sigma8 sqrt(P(k; Omega_m))``), so at fixed data every
+data-dominated mode of ``s`` must rescale when ``sigma8`` moves, a thin ridge that a diagonal
+mass matrix crosses slowly. The curvature preconditioners therefore sample
+
+    s(k) = w(k) (T(k; theta_ref) / T(k; theta))^c(k) x(k),   c(k) = F(k) / (1 + F(k)),
+
+centred (``delta_L`` independent of ``theta`` at fixed ``x``) where the data dominate
+(``c -> 1``) and non-centred where the prior does (``c -> 0``); the latent log density then
+carries the log-Jacobian ``sum_k c(k) log(T(k; theta_ref) / T(k; theta))`` over the modes of
+the full FFT. Otherwise ``A`` is constant and the latent log density is the posterior one up to
+a constant.
 """
 
 from __future__ import annotations
@@ -29,12 +42,21 @@ from inference.samplers.gibbs import ScalarConditional
 
 @pytree_dataclass
 class Preconditioner:
-    """Affine map between latent and physical parameters.
+    """Map between latent and physical parameters: affine, or with :attr:`centring` a field
+    map that also depends on the latent cosmology (module docstring).
 
     Attributes:
         field_scale: rfft-shaped ``(m, m, m//2+1)`` real multiplier ``w(k)`` of the field modes.
         loc: scalars' offsets ``{group: {name: value}}``.
         scale: scalars' scales ``{group: {name: value}}`` (posterior standard deviation guess).
+        centring: ``None`` (the field's map does not depend on the cosmology), or the rfft-shaped
+            ``(m, m, m//2+1)`` exponent ``c(k)`` in [0, 1] of the partially centred map (module
+            docstring); zeros give the plain map.
+        log_transfer: with ``centring``, ``log T(k; theta_ref)`` rfft-shaped (0 where ``T = 0``),
+            ``T`` the linear field's Fourier filter [dimensionless, per unit white noise] at
+            the reference cosmology ``theta_ref``.
+        transfer: with ``centring`` (static): ``cosmo -> |T(k; theta)|`` rfft-shaped, the
+            posterior's linear filter at the physical cosmological parameters ``cosmo``.
         devices: the posterior's device mesh (:attr:`FieldPosterior.devices`, static): the
             field's Fourier filter then runs on the slab FFT and keeps ``s`` sharded.
     """
@@ -42,29 +64,68 @@ class Preconditioner:
     field_scale: Array
     loc: dict
     scale: dict
+    centring: Array | None = None
+    log_transfer: Array | None = None
+    transfer: Callable[[dict], Array] | None = static_field(None)
     devices: Mesh | None = static_field(None)
 
     def to_params(self, latent: Params) -> Params:
-        """Physical parameters of a latent point (the field leaf ``s`` may be absent)."""
+        """Physical parameters of a latent point (the field leaf ``s`` may be absent; with
+        :attr:`centring` it needs the latent cosmology)."""
         out: Params = {}
-        if "s" in latent:
-            out["s"] = fourier_filter(latent["s"], self.field_scale, self.devices)
         for g in SCALAR_GROUPS:
             if g in latent:
                 out[g] = {n: self.loc[g][n] + self.scale[g][n] * v for n, v in latent[g].items()}
+        if "s" in latent:
+            kernel = self.field_scale * self._centring_factor(out)
+            out["s"] = fourier_filter(latent["s"], kernel, self.devices)
         return out
 
     def to_latent(self, params: Params) -> Params:
         """Latent point of physical parameters."""
-        out: Params = {"s": fourier_filter(params["s"], 1.0 / self.field_scale, self.devices)}
+        kernel = self.field_scale * self._centring_factor(params)
+        out: Params = {"s": fourier_filter(params["s"], 1.0 / kernel, self.devices)}
         for g in SCALAR_GROUPS:
             if g in params:
                 out[g] = {n: (v - self.loc[g][n]) / self.scale[g][n] for n, v in params[g].items()}
         return out
 
+    def log_jacobian(self, latent: Params) -> Array:
+        """``log |det d s / d x_s|`` of the field's map at ``latent``, up to a constant (0
+        without :attr:`centring`): ``sum_k c(k) log(T(k; theta_ref) / T(k; theta))`` over the
+        modes of the full FFT (``rfftn`` entries weighted by their multiplicity)."""
+        if self.centring is None:
+            return jnp.zeros((), jnp.float32)
+        log_ratio = self._log_ratio(self.to_params({"cosmo": latent["cosmo"]}))
+        mesh = self.field_scale.shape[0]
+        return jnp.sum(jnp.asarray(mode_multiplicity(mesh)) * self.centring * log_ratio)
+
+    def _log_ratio(self, params: Params) -> Array:
+        """``log(T(k; theta_ref) / T(k; theta))`` rfft-shaped at the physical cosmology of
+        ``params`` (0 where ``T(k; theta)`` vanishes; ``c(k) = 0`` where ``T(k; theta_ref)``
+        does)."""
+        if "cosmo" not in params:
+            raise ValueError(
+                "a preconditioner centred on the cosmology needs the cosmological parameters "
+                "with the field: pass the 'cosmo' group"
+            )
+        t = self.transfer(params["cosmo"])
+        live = t > 0
+        return jnp.where(live, self.log_transfer - jnp.log(jnp.where(live, t, 1.0)), 0.0)
+
+    def _centring_factor(self, params: Params) -> Array | float:
+        """``(T(k; theta_ref) / T(k; theta))^c(k)`` rfft-shaped (1.0 without centring)."""
+        if self.centring is None:
+            return 1.0
+        return jnp.exp(self.centring * self._log_ratio(params))
+
 
 def prior_preconditioner(posterior: FieldPosterior, params: Params) -> Preconditioner:
-    """Mass matrix from the prior: identity for the whitened field, prior std for the scalars."""
+    """Mass matrix from the prior: identity for the whitened field, prior std for the scalars.
+
+    With sampled cosmology the field's map is the plain non-centred one (``c(k) = 0``), in the
+    layout of the centred preconditioners (so a checkpoint of either reads into it).
+    """
     m = posterior.mesh
     loc = {g: dict(params[g]) for g in SCALAR_GROUPS if g in params}
     scale = {
@@ -72,7 +133,29 @@ def prior_preconditioner(posterior: FieldPosterior, params: Params) -> Precondit
         for g in SCALAR_GROUPS
         if g in params
     }
-    return Preconditioner(jnp.ones((m, m, m // 2 + 1), jnp.float32), loc, scale, posterior.devices)
+    ones = jnp.ones((m, m, m // 2 + 1), jnp.float32)
+    if "cosmo" not in posterior.priors:
+        return Preconditioner(ones, loc, scale, devices=posterior.devices)
+    zeros = jnp.zeros_like(ones)
+    transfer = linear_transfer(posterior)
+    return Preconditioner(ones, loc, scale, zeros, zeros, transfer, posterior.devices)
+
+
+@functools.cache
+def linear_transfer(posterior: FieldPosterior) -> Callable[[dict], Array]:
+    """``cosmo -> |T(k; cosmo)|``, rfft-shaped ``(m, m, m//2+1)``: the Fourier filter of the
+    posterior's ``linear`` (a filter of the white noise, translation invariant), as its
+    response to a unit impulse [dimensionless per unit white noise; ``sqrt(P(k) / V_cell)``
+    for :func:`inference.models.counts_posterior`]. One function per posterior (cached), so
+    compiled samplers keyed on the preconditioner's static fields are reused."""
+    rfftn = fft_hooks(posterior.devices)["rfftn"]
+    m = posterior.mesh
+
+    def transfer(cosmo: dict) -> Array:
+        impulse = jnp.zeros((m,) * 3, jnp.float32).at[0, 0, 0].set(1.0)
+        return jnp.abs(rfftn(posterior.linear(posterior.shard_field(impulse), cosmo)))
+
+    return transfer
 
 
 def fisher_preconditioner(
@@ -81,6 +164,7 @@ def fisher_preconditioner(
     key: Array,
     num_probes: int = 8,
     eps: float = 1e-2,
+    centre: bool = True,
 ) -> Preconditioner:
     """Mass matrix from prior + data Fisher information, diagonal in Fourier space.
 
@@ -99,11 +183,14 @@ def fisher_preconditioner(
         num_probes: Rademacher probes of the likelihood curvature in ``delta``.
         eps: finite-difference step (units of the prior std of ``s``, and of the scalars'
             prior std).
+        centre: with sampled cosmology, centre the field's map on it partially with
+            ``c(k) = 1 - 1/h(k)`` around the cosmology of ``params`` (module docstring) and
+            take the scalars' curvature at fixed latent field; ``False`` keeps ``c = 0``.
 
     Returns:
         ``Preconditioner`` with ``w(k) = h(k)^-1/2`` and scalar scales ``H_ii^-1/2``.
     """
-    return _curvature_preconditioner(posterior, params, key, "fisher", num_probes, eps)
+    return _curvature_preconditioner(posterior, params, key, "fisher", num_probes, eps, centre)
 
 
 def hessian_preconditioner(
@@ -112,6 +199,7 @@ def hessian_preconditioner(
     key: Array,
     num_probes: int = 8,
     eps: float = 1e-2,
+    centre: bool = True,
 ) -> Preconditioner:
     """Mass matrix from the observed curvature of ``-log p`` at ``params`` (e.g. the MAP).
 
@@ -133,20 +221,27 @@ def hessian_preconditioner(
         key: PRNG key of the Gaussian probes.
         num_probes: probes (Hessian-vector products, two gradients each).
         eps: finite-difference step (units of the prior std of ``s`` and of the scalars).
+        centre: as in :func:`fisher_preconditioner`.
 
     Returns:
         ``Preconditioner`` with ``w(k) = h(k)^-1/2`` and scalar scales ``H_ii^-1/2``.
     """
-    return _curvature_preconditioner(posterior, params, key, "hessian", num_probes, eps)
+    return _curvature_preconditioner(posterior, params, key, "hessian", num_probes, eps, centre)
 
 
-def _curvature_preconditioner(posterior, params, key, kind, num_probes, eps) -> Preconditioner:
+def _curvature_preconditioner(
+    posterior, params, key, kind, num_probes, eps, centre
+) -> Preconditioner:
     if num_probes < 1:
         raise ValueError(f"num_probes={num_probes} is not allowed: need at least 1")
     if not eps > 0:
         raise ValueError(f"eps={eps} is not allowed: need a positive finite-difference step")
     prior = prior_preconditioner(posterior, params)
-    h, scalar_curv = _curvature_fn(posterior, kind, num_probes, eps)(params, prior.scale, key)
+    centred = centre and prior.centring is not None
+    run = _curvature_fn(posterior, kind, num_probes, eps, centred)
+    h, centring, scalar_curv = run(params, prior.scale, key)
+    if centred:
+        prior = dataclasses.replace(prior, **centring)
     scale = jax.tree.map(
         lambda curv, prior_std: (1.0 / jnp.sqrt(jnp.maximum(curv, prior_std**-2))).astype(
             jnp.float32
@@ -219,9 +314,13 @@ def _observed_information(posterior, params, key, num_probes, eps, response) -> 
 
 
 @functools.cache
-def _curvature_fn(posterior: FieldPosterior, kind: str, num_probes: int, eps: float) -> Callable:
-    """Compiled ``(params, prior_scale, key) -> (h(k), scalar_curvatures)`` of ``-log p``."""
-    grad = jax.grad(posterior.logdensity)
+def _curvature_fn(
+    posterior: FieldPosterior, kind: str, num_probes: int, eps: float, centred: bool
+) -> Callable:
+    """Compiled ``(params, prior_scale, key) -> (h(k), centring, scalar_curvatures)`` of
+    ``-log p``; ``centring`` holds the partially centred map's ``{"centring": c(k),
+    "log_transfer": log T(k; theta_ref)}`` (empty unless ``centred``), and the scalars'
+    curvature is then taken at fixed latent field (with the map's log-Jacobian)."""
 
     @jax.jit
     def run(params, prior_scale, key):
@@ -231,22 +330,56 @@ def _curvature_fn(posterior: FieldPosterior, kind: str, num_probes: int, eps: fl
         else:
             info = _observed_information(posterior, params, key, num_probes, eps, response)
         h = 1.0 + info * response
+        logp, centring = _scalar_logdensity(posterior, params, h, prior_scale, centred)
 
         flat, unravel = ravel_pytree({g: params[g] for g in prior_scale})
         steps = eps * ravel_pytree(prior_scale)[0]
-
-        def scalar_grad(shift):
-            g = grad({**params, **unravel(flat + shift)})
-            return ravel_pytree({k: g[k] for k in prior_scale})[0]
+        grad = jax.grad(lambda x: logp(unravel(x)))
 
         def scalar_curvature(i):
             shift = jnp.zeros_like(flat).at[i].set(steps[i])
-            return -(scalar_grad(shift)[i] - scalar_grad(-shift)[i]) / (2.0 * steps[i])
+            return -(grad(flat + shift)[i] - grad(flat - shift)[i]) / (2.0 * steps[i])
 
         curv = jax.vmap(scalar_curvature)(jnp.arange(flat.size)) if flat.size else flat
-        return h, unravel(curv)
+        return h, centring, unravel(curv)
 
     return run
+
+
+def _scalar_logdensity(
+    posterior: FieldPosterior, params: Params, h: Array, prior_scale: dict, centred: bool
+) -> tuple[Callable[[Params], Array], dict[str, Array]]:
+    """``scalars -> log p`` around ``params`` for the scalars' curvature, and the centring.
+
+    Not ``centred``: the posterior at the field ``s`` of ``params``. ``centred``: the
+    partially centred map with ``c(k) = 1 - 1/h(k)`` around the cosmology of ``params``
+    (``c = 0`` where the linear filter vanishes), at the latent field of ``s`` there, its
+    log-Jacobian included; the centring is returned as ``{"centring", "log_transfer"}``.
+    """
+    if not centred:
+        return lambda scalars: posterior.logdensity({**params, **scalars}), {}
+    transfer = linear_transfer(posterior)
+    t_ref = transfer(params["cosmo"])
+    live = t_ref > 0
+    centring = {
+        "centring": jnp.where(live, 1.0 - 1.0 / h, 0.0).astype(jnp.float32),
+        "log_transfer": jnp.where(live, jnp.log(jnp.where(live, t_ref, 1.0)), 0.0),
+    }
+    identity = Preconditioner(
+        jnp.ones_like(h),
+        jax.tree.map(jnp.zeros_like, prior_scale),
+        jax.tree.map(jnp.ones_like, prior_scale),
+        transfer=transfer,
+        devices=posterior.devices,
+        **centring,
+    )
+    x_s = identity.to_latent(params)["s"]
+
+    def logp(scalars: Params) -> Array:
+        latent = {"s": x_s, **scalars}
+        return posterior.logdensity(identity.to_params(latent)) + identity.log_jacobian(latent)
+
+    return logp, centring
 
 
 def rescale_shells(precond: Preconditioner, latent_power: Array) -> Preconditioner:
@@ -292,10 +425,11 @@ def speed_up_large_scales(
 def latent_logdensity(
     posterior: FieldPosterior, precond: Preconditioner
 ) -> Callable[[Params], Array]:
-    """Log density of the latent variables (the posterior's, up to a constant)."""
+    """Log density of the latent variables: the posterior's at the mapped point plus the
+    field map's log-Jacobian (:meth:`Preconditioner.log_jacobian`), up to a constant."""
 
     def logdensity(latent: Params) -> Array:
-        return posterior.logdensity(precond.to_params(latent))
+        return posterior.logdensity(precond.to_params(latent)) + precond.log_jacobian(latent)
 
     return logdensity
 
@@ -307,8 +441,13 @@ def latent_scalar_conditional(
 
     Uses :meth:`FieldPosterior.scalar_conditional`: without sampled cosmology, one forward run
     per sweep (charged as one gradient) and likelihood-only evaluations (charged as none);
-    with it, a forward run per evaluation (charged as one gradient each).
+    with it, a forward run per evaluation (charged as one gradient each). With a map centred
+    on the cosmology (:attr:`Preconditioner.centring`) the latent field, not ``s``, is held
+    fixed: the latent log density of the whole point.
     """
+    if precond.centring is not None:
+        joint = latent_logdensity(posterior, precond)
+        return ScalarConditional(lambda latent: lambda scalars: joint({**latent, **scalars}), 0, 1)
 
     def build(latent: Params) -> Callable[[Params], Array]:
         conditional = posterior.scalar_conditional(precond.to_params(latent))

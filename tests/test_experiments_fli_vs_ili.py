@@ -48,12 +48,10 @@ def test_implicit_posteriors_cover_the_truth_at_2_sigma(run_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="QUICK field-level chains (2 x 300 MCLMC steps) do not mix in the cosmology "
-    "(split-Rhat ~2): their spread understates the posterior's",
-    strict=False,
-)
 def test_field_level_posterior_covers_the_truth_at_2_sigma(run_dir):
+    """The chains move the field partially centred on the cosmology, so that 2 x 300 MCLMC
+    steps mix in (Omega_m, sigma8) (split-Rhat 1.09 and 1.08 when written, about 2 with the
+    non-centred field): their spread is the posterior's."""
     draws, truth, _ = _posteriors(run_dir)
     assert _distance2(draws["fli"], truth) < COVERAGE_D2
 
