@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import sympy as sp
@@ -299,26 +300,27 @@ def variable_exponent_laws(
     for combo in _shape_combinations(X):
         if deadline is not None and time.monotonic() > deadline:
             break
-        cols, _ = _shape_features(X[rows], combo, symbols)
+        cols = _shape_features(X[rows], combo)
         if cols is not None:
             screened.append((_lstsq_cost(cols, t[rows], w[rows]), combo))
     out = []
     for _, combo in sorted(screened, key=lambda c: c[0])[:keep]:
-        cols, syms = _shape_features(X, combo, symbols)
+        cols = _shape_features(X, combo)
         if cols is None:
             continue
+        syms = _shape_symbols(combo, symbols, _positive(X))
         kept, coef = _drop_terms(cols, t, w)
         log_law = sum((sp.Float(c, 15) * syms[k] for k, c in zip(kept, coef, strict=True)), 0)
         out.append(sign * sp.powsimp(sp.exp(sp.expand_log(log_law))))
     return out
 
 
-def _shape_combinations(X: np.ndarray):
+def _shape_combinations(X: np.ndarray) -> Iterator[tuple]:
     """``(u, a, e, inverse)``: ``u`` a tuple ``((j, b_j), ...)`` of one positive column, or
     two (``b_j = +-1``; with at most :data:`_MAX_PAIR_VARIABLES` columns), ``a`` another
     column, nonzero on every row."""
     d = X.shape[1]
-    positive = [j for j in range(d) if np.all(X[:, j] > 0)]
+    positive = _positive(X)
     bases = [((j, 1),) for j in positive]
     pairs = positive if d <= _MAX_PAIR_VARIABLES else []
     bases += [
@@ -335,28 +337,33 @@ def _shape_combinations(X: np.ndarray):
                     yield u, a, e, inverse
 
 
-def _shape_features(
-    X: np.ndarray, combo, symbols: list[sp.Expr]
-) -> tuple[np.ndarray | None, list[sp.Expr]]:
-    """Columns ``(n, k)`` of the terms of :func:`variable_exponent_laws` for ``combo`` and
-    their sympy forms; ``None`` when a column is not finite."""
+def _shape_features(X: np.ndarray, combo) -> np.ndarray | None:
+    """Columns ``(n, k)`` of the terms of :func:`variable_exponent_laws` for ``combo`` on the
+    rows ``X`` (in the order of :func:`_shape_symbols`); ``None`` when one is not finite."""
     u_cols, a, e, inverse = combo
-    log_u = np.sum([b * np.log(X[:, j]) for j, b in u_cols], axis=0)
-    u_sym = sp.Mul(*[symbols[j] ** b for j, b in u_cols])
-    av, asym = X[:, a], symbols[a]
-    ev, esym = (e / av, sp.Float(e, 15) / asym) if inverse else (e * av, sp.Float(e, 15) * asym)
+    av = X[:, a]
     with np.errstate(all="ignore"):
-        E = np.exp(ev * log_u)
-    Esym = u_sym**esym
-    logs = [j for j in range(X.shape[1]) if np.all(X[:, j] > 0)]
-    cols = [np.ones(len(X)), *(np.log(X[:, j]) for j in logs), av, 1 / av]
-    cols += [E, av * E, E / av, av * log_u]
-    syms = [sp.Integer(1), *(sp.log(symbols[j]) for j in logs), asym, 1 / asym]
-    syms += [Esym, asym * Esym, Esym / asym, asym * sp.log(u_sym)]
-    A = np.stack(cols, axis=1)
-    if not np.all(np.isfinite(A)):
-        return None, syms
-    return A, syms
+        log_u = np.sum([b * np.log(X[:, j]) for j, b in u_cols], axis=0)
+        E = np.exp((e / av if inverse else e * av) * log_u)
+        cols = [np.ones(len(X)), *(np.log(X[:, j]) for j in _positive(X)), av, 1 / av]
+        A = np.stack([*cols, E, av * E, E / av, av * log_u], axis=1)
+    return A if np.all(np.isfinite(A)) else None
+
+
+def _shape_symbols(combo, symbols: list[sp.Expr], positive: list[int]) -> list[sp.Expr]:
+    """The sympy forms of the columns of :func:`_shape_features` (``positive``: the indices
+    of the positive variables, whose logarithms are terms)."""
+    u_cols, a, e, inverse = combo
+    u_sym = sp.Mul(*[symbols[j] ** b for j, b in u_cols])
+    asym = symbols[a]
+    E = u_sym ** (sp.Float(e, 15) / asym if inverse else sp.Float(e, 15) * asym)
+    syms = [sp.Integer(1), *(sp.log(symbols[j]) for j in positive), asym, 1 / asym]
+    return [*syms, E, asym * E, E / asym, asym * sp.log(u_sym)]
+
+
+def _positive(X: np.ndarray) -> list[int]:
+    """Indices of the columns of ``X`` positive on every row."""
+    return [j for j in range(X.shape[1]) if np.all(X[:, j] > 0)]
 
 
 def _lstsq_cost(A: np.ndarray, t: np.ndarray, w: np.ndarray) -> float:
@@ -422,7 +429,7 @@ def shifted_monomial_laws(
     ``X`` ``(n, d)``, ``y`` ``(n,)`` of one sign; returns sympy expressions of ``symbols``.
     """
     sign = 1.0 if np.median(y) > 0 else -1.0
-    positive = [j for j in range(X.shape[1]) if np.all(X[:, j] > 0)]
+    positive = _positive(X)
     if not positive or not np.all(sign * y > 0):
         return []
     t = np.log(sign * y)
