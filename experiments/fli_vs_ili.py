@@ -22,7 +22,11 @@ One mock survey, four posteriors of (Omega_m, sigma8) from it, and the Fisher li
 4. Implicit-likelihood inference on P(k) (``infer_implicit``): an ensemble of normalizing
    flows (``inference.implicit.flows.NeuralPosterior``) trained on ``log P(k)`` of the
    training set, (b) to ``k_max = 0.15 h/Mpc`` and (c) to the Nyquist frequency, evaluated on
-   the mock's P(k).
+   the mock's P(k); and (d) (``infer_imnn``) on the summaries of an IMNN trained on the
+   counts themselves (``experiments.core.imnn_summary``: a periodic CNN on the counts summed
+   over blocks of ``imnn_pool^3`` cells, with its own fiducial and finite-difference
+   simulations at the prior's centre), its summaries of the training set's counts and of the
+   mock's.
 5. Fisher limit (``fisher_forecast``): ``F_ij = sum_cells d_i lam d_j lam / lam`` of the
    Poisson likelihood of the counts at the true (Omega_m, sigma8) and the mock's own white
    noise (initial conditions known), ``d lam / d theta`` by forward-mode autodiff
@@ -52,9 +56,9 @@ NAME = "fli-vs-ili"
 QUESTION = (
     "How much tighter is the posterior of (Omega_m, sigma8) from field-level inference of a "
     "galaxy survey than from implicit-likelihood inference on its power spectrum to "
-    "k = 0.15 h/Mpc or to the Nyquist frequency, what does each cost in simulations, "
-    "gradients and seconds, and how close does each come to the Fisher limit of the full "
-    "field computed by autodiff through the simulator?"
+    "k = 0.15 h/Mpc or to the Nyquist frequency, or on IMNN summaries of its counts, what "
+    "does each cost in simulations, gradients and seconds, and how close does each come to "
+    "the Fisher limit of the full field computed by autodiff through the simulator?"
 )
 QUICK: dict[str, Any] = {
     "mesh": 32,
@@ -83,6 +87,12 @@ QUICK: dict[str, Any] = {
     "flow_seed": 0,
     "draws": 4000,
     "fisher_tolerance": 1.2,
+    "imnn_pool": 2,
+    "imnn_channels": [4, 8],
+    "imnn_sims": 40,
+    "imnn_steps": 100,
+    "imnn_patience": 25,
+    "imnn_seed": 2,
 }
 FULL: dict[str, Any] = {
     **QUICK,
@@ -98,6 +108,10 @@ FULL: dict[str, Any] = {
     "max_epochs": 500,
     "patience": 30,
     "draws": 20000,
+    "imnn_channels": [8, 16, 32],
+    "imnn_sims": 200,
+    "imnn_steps": 1000,
+    "imnn_patience": 100,
 }
 PARAMETERS = ("Omega_m", "sigma8")
 #: ``d^2 = (mean - truth)^T C^-1 (mean - truth)`` inside which a two-parameter Gaussian holds
@@ -340,37 +354,90 @@ def simulate_training(data: MockData, config: dict[str, Any], out_dir: Path) -> 
 def infer_implicit(
     training: TrainingData, kmax: float | None, key: str, label: str, config: dict[str, Any]
 ) -> Posterior:
-    """Step 4: an ensemble of flows trained on ``log P(k)`` to ``kmax`` [h/Mpc] (``None``:
-    the Nyquist frequency) of the training set, and its draws given the mock's P(k)."""
-    from inference.implicit.diagnostics import out_of_distribution
-    from inference.implicit.flows import FlowSettings, NeuralPosterior
+    """Step 4 (b, c): an ensemble of flows trained on ``log P(k)`` to ``kmax`` [h/Mpc]
+    (``None``: the Nyquist frequency) of the training set, and its draws given the mock's
+    P(k)."""
     from inference.implicit.summaries import PowerSummary
 
     t0 = time.perf_counter()
     data = training.data
     summary = PowerSummary(tuple(data.k), kmax)
+    draws, details = _flow_posterior(
+        training, summary(data.pk), summary(training.observed_pk), config
+    )
+    cost = Cost(
+        len(data.theta),
+        0,
+        training.seconds + time.perf_counter() - t0,
+        "the training set (shared by the implicit legs, its seconds counted in each) and the flows",
+    )
+    return Posterior(key, label, draws, cost, {"bins": int(summary.mask.sum()), **details})
+
+
+def infer_imnn(data: MockData, training: TrainingData, config: dict[str, Any]) -> Posterior:
+    """Step 4 (d): an IMNN trained on the counts summed over ``imnn_pool^3`` blocks (its
+    fiducial at the prior's centre, its own ``2 (n_s + 4 n_d)`` seed-matched simulations
+    through the mock's observation model), then an ensemble of flows on its summaries of the
+    training set's counts, and its draws given the summaries of the mock's counts."""
+    from discovery.compress.imnn import IMNNConfig
+    from experiments.core.imnn_summary import train_imnn_summary
+
+    t0 = time.perf_counter()
+    imnn = train_imnn_summary(
+        training.data,
+        n_s=int(config["imnn_sims"]),
+        channels=tuple(config["imnn_channels"]),
+        config=IMNNConfig(
+            max_steps=int(config["imnn_steps"]), patience=int(config["imnn_patience"])
+        ),
+        seed=int(config["imnn_seed"]),
+        pool=int(config["imnn_pool"]),
+    )
+    x_train = imnn(training.data.read_counts())
+    x_observed = imnn(np.asarray(data.mock.counts))
+    draws, details = _flow_posterior(training, x_train, x_observed, config)
+    cost = Cost(
+        len(training.data.theta) + imnn.simulations,
+        0,
+        training.seconds + time.perf_counter() - t0,
+        "the training set (shared), the IMNN's own fiducial and finite-difference simulations "
+        "and its training, and the flows",
+    )
+    details |= {
+        "imnn_fisher": imnn.fisher.tolist(),
+        "imnn_fisher_area": float(1.0 / np.sqrt(np.linalg.det(imnn.fisher))),
+        "imnn_best_step": imnn.best_step,
+        "imnn_simulations": imnn.simulations,
+    }
+    pool = int(config["imnn_pool"])
+    label = "ILI IMNN" + (f" (counts in {pool}^3 blocks)" if pool > 1 else "")
+    return Posterior("ili_imnn", label, draws, cost, details)
+
+
+def _flow_posterior(
+    training: TrainingData, x_train: np.ndarray, x_observed: np.ndarray, config: dict[str, Any]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """An ensemble of flows on summaries ``x_train`` ``(n, d)`` of the training set: its draws
+    ``(draws, 2)`` of (Omega_m, sigma8) given the mock's summary ``x_observed`` ``(d,)``, and
+    the epochs and out-of-distribution check of that summary."""
+    from inference.implicit.diagnostics import out_of_distribution
+    from inference.implicit.flows import FlowSettings, NeuralPosterior
+
     settings = FlowSettings(
         ensemble=int(config["ensemble"]),
         max_epochs=int(config["max_epochs"]),
         patience=int(config["patience"]),
         seed=int(config["flow_seed"]),
     )
-    flows = NeuralPosterior(data.prior, settings).fit(data.theta, summary(data.pk))
-    observed = summary(training.observed_pk)
-    draws = flows.sample(observed, int(config["draws"]), seed=int(config["flow_seed"]))
-    check = out_of_distribution(observed, flows.whitener)
-    cost = Cost(
-        len(data.theta),
-        0,
-        training.seconds + time.perf_counter() - t0,
-        "the training set (shared by the P(k) legs, its seconds counted in each) and the flows",
-    )
+    data = training.data
+    flows = NeuralPosterior(data.prior, settings).fit(data.theta, x_train)
+    draws = flows.sample(x_observed, int(config["draws"]), seed=int(config["flow_seed"]))
+    check = out_of_distribution(x_observed, flows.whitener)
     details = {
-        "bins": int(summary.mask.sum()),
         "epochs": [len(loss["val"]) for loss in flows.losses],
         "out_of_distribution": check.to_dict(),
     }
-    return Posterior(key, label, draws, cost, details)
+    return draws, details
 
 
 def fisher_forecast(data: MockData, config: dict[str, Any]) -> Fisher:
@@ -420,11 +487,13 @@ def fisher_forecast(data: MockData, config: dict[str, Any]) -> Fisher:
 @dataclass(frozen=True)
 class Comparison:
     """Step 6: the posteriors (field level first, then the implicit legs), the Fisher limit,
-    the truth ``(2,)`` and the reference posterior's key (P(k) to ``k_max``)."""
+    the truth ``(2,)``, the box prior's area ``sqrt(det C)`` (widths' product / 12) and the
+    reference posterior's key (P(k) to ``k_max``)."""
 
     posteriors: list[Posterior]
     fisher: Fisher
     truth: np.ndarray
+    prior_area: float
     reference: str = "ili_pk_kmax"
 
     def get(self, key: str) -> Posterior:
@@ -491,16 +560,19 @@ def run(config: dict[str, Any], out_dir: Path):
     field = infer_field_level(data, config, out_dir)
     # 3. Training set over the prior, through the mock's observation model.
     training = simulate_training(data, config, out_dir)
-    # 4. Implicit-likelihood inference on P(k) to k_max and to the Nyquist frequency.
+    # 4. Implicit-likelihood inference on P(k) to k_max and to the Nyquist frequency, and on
+    #    the summaries of an IMNN trained on the counts.
     kmax = float(config["kmax"])
     implicit = [
         infer_implicit(training, kmax, "ili_pk_kmax", f"ILI P(k < {kmax:g})", config),
         infer_implicit(training, None, "ili_pk_nyquist", "ILI P(k < k_Nyq)", config),
+        infer_imnn(data, training, config),
     ]
     # 5. Fisher limit by autodiff.
     fisher = fisher_forecast(data, config)
     # 6. Comparison of areas, information and costs.
-    comparison = Comparison([field, *implicit], fisher, data.theta)
+    (w_om, w_s8) = (np.ptp(config["prior"][name]) for name in PARAMETERS)
+    comparison = Comparison([field, *implicit], fisher, data.theta, w_om * w_s8 / 12.0)
     # 7. Checks, data file and report.
     checks = _checks(comparison, config)
     contours = _contours(comparison, config, out_dir / "contours.png")
@@ -523,6 +595,13 @@ def _validate(config: dict[str, Any]) -> None:
         raise ValueError(f"kmax={config['kmax']!r} must be > 0 (h/Mpc)")
     if int(config["n_train"]) < 50:
         raise ValueError(f"n_train={config['n_train']!r} must be an integer >= 50")
+    pool, blocks = int(config["imnn_pool"]), 2 ** len(config["imnn_channels"])
+    if pool < 1 or config["mesh"] % pool or (config["mesh"] // pool) % blocks:
+        raise ValueError(
+            f"imnn_pool={config['imnn_pool']!r} is not allowed with mesh={config['mesh']} and "
+            f"imnn_channels={config['imnn_channels']!r}: need a pool >= 1 dividing the mesh, "
+            f"and 2**len(imnn_channels) = {blocks} dividing the pooled mesh"
+        )
     from experiments.core.field_inference import run_config
 
     box_prior(config)
@@ -644,13 +723,17 @@ def _explanation(comparison: Comparison) -> str:
     """The panel's text: what the table holds and, if the field level is not the tighter,
     why, with the numbers."""
     fli, ref = comparison.get("fli"), comparison.get(comparison.reference)
+    imnn = comparison.get("ili_imnn").details
     text = (
         "Area: sqrt(det C) of each posterior's (Omega_m, sigma8) covariance (pi times it is "
         "the 1-sigma ellipse of a Gaussian); gain: ln(area of ILI P(k < k_max) / area) in "
         "nats; distance: the truth's distance from the mean in units of the covariance (2.49 "
         "bounds the 2-sigma region of two parameters). The Fisher row is the limit with the "
         "initial conditions known, its ellipse centred on the truth. Bias law, nbar and "
-        "selection are known in every leg. "
+        "selection are known in every leg. The IMNN's summaries hold a Fisher area of "
+        f"{imnn['imnn_fisher_area']:.3g} on its own validation set at the prior's centre "
+        f"(finite differences of {imnn['imnn_simulations']} simulations; training kept step "
+        f"{imnn['imnn_best_step']}), against {comparison.prior_area:.3g} for the box prior. "
     )
     if fli.area < ref.area:
         return text + (
@@ -712,7 +795,9 @@ def _result(
             f"{gaussian_prior(config)}; split-Rhat {fli.details['split_rhat']}",
             "implicit": f"{len(training.data.theta)} simulations over the box prior "
             f"{config['prior']}; flowjax MAF ensembles of {config['ensemble']}, "
-            f"{config['draws']} draws each",
+            f"{config['draws']} draws each; IMNN on counts in {config['imnn_pool']}^3 blocks, "
+            f"CNN channels {config['imnn_channels']}, {config['imnn_sims']} fiducial "
+            f"simulations per set, at most {config['imnn_steps']} steps",
             "Fisher": "Poisson likelihood of the counts, jax.jacfwd of the expected counts at "
             "the true cosmology and white noise",
         },
@@ -722,6 +807,7 @@ def _result(
             inference="inference_seed",
             training="train_seed",
             flows="flow_seed",
+            imnn="imnn_seed",
         ),
         summary={
             "truth": comparison.truth.tolist(),

@@ -15,7 +15,7 @@ from report_browser import CHROMIUM, inspect_in_chromium, problems
 from cosmolaw.cli import main
 from experiments.fli_vs_ili import COVERAGE_D2, QUICK
 
-IMPLICIT = ("ili_pk_kmax", "ili_pk_nyquist")
+IMPLICIT = ("ili_pk_kmax", "ili_pk_nyquist", "ili_imnn")
 
 
 @pytest.fixture(scope="module")
