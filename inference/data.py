@@ -68,7 +68,6 @@ def validate_counts(counts: np.ndarray, selection: np.ndarray, mesh: int | None 
         raise ValueError("data/selection is zero everywhere: the mask is empty, nothing observed")
 
 
-
 def compact_counts(counts: np.ndarray, discrete: bool) -> np.ndarray:
     """Counts ``(m, m, m)`` in the smallest dtype that holds them exactly.
 
@@ -86,6 +85,7 @@ def compact_counts(counts: np.ndarray, discrete: bool) -> np.ndarray:
         if top <= np.iinfo(dtype).max:
             return counts.astype(dtype)
     return counts.astype(np.int32)
+
 
 def load_counts(path: str | Path) -> CountsData:
     """Read and validate a ``mock.h5`` written by ``cosmolaw mock``."""
