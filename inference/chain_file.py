@@ -71,8 +71,13 @@ def read_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
                 arrays[name] = obj[()]
 
         f.visititems(visit)
-        attrs = {k: _maybe_json(v) for k, v in f.attrs.items()}
-    return arrays, attrs
+    return arrays, read_attrs(path)
+
+
+def read_attrs(path: str | Path) -> dict[str, Any]:
+    """The file attributes alone (JSON values decoded), without reading any dataset."""
+    with h5py.File(path, "r") as f:
+        return {k: _maybe_json(v) for k, v in f.attrs.items()}
 
 
 def read_tree(path: str | Path, tree_name: str, template: Any) -> Any:

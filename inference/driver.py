@@ -28,7 +28,7 @@ import numpy as np
 from cosmolaw.progress import progress_bar
 from cosmolaw.pytree import to_dict
 from inference.call_counter import counted_posterior
-from inference.chain_file import read_arrays, read_tree, write_chain_file
+from inference.chain_file import read_arrays, read_attrs, read_tree, write_chain_file
 from inference.convergence import BURN_FRACTION, assess
 from inference.fields import bin_centres, fft_hooks, power_in_shells, shell_index, shell_mean
 from inference.optimize import find_map
@@ -487,7 +487,7 @@ def _stage(desc: str, progress: bool) -> Iterator[None]:
 def _stored_stage(path: Path) -> str:
     """``"set-up"`` for a file checkpointed after the set-up, before the warm-up ended;
     ``"sampling"`` otherwise (files written before stages were recorded included)."""
-    return read_arrays(path)[1].get("stage", "sampling")
+    return read_attrs(path).get("stage", "sampling")
 
 
 def _start(posterior, config, keys, truth, path: Path, attrs: dict, progress: bool) -> ChainRun:
@@ -553,27 +553,31 @@ def _check_config(attrs: dict, config: RunConfig, path: Path) -> None:
         )
 
 
-def _read_set_up(posterior, config, path: Path) -> tuple[Preconditioner, Params, dict]:
-    """The set-up checkpoint of :func:`_start`: preconditioner, starts and arrays."""
+def _read_checkpoint(posterior, config, path: Path) -> tuple[dict, dict, Preconditioner, Params]:
+    """Arrays and attributes of ``path`` (its configuration checked against ``config``), its
+    preconditioner, and the shape of the chains' latent positions ``(C, ...)``."""
     arrays, attrs = read_arrays(path)
     _check_config(attrs, config, path)
     template_pre, template_starts = _templates(posterior, config)
     precond = jax.tree.map(jnp.asarray, read_tree(path, "precond", template_pre))
+    return arrays, attrs, precond, template_starts
+
+
+def _read_set_up(posterior, config, path: Path) -> tuple[Preconditioner, Params, dict]:
+    """The set-up checkpoint of :func:`_start`: preconditioner, starts and arrays."""
+    arrays, _, precond, template_starts = _read_checkpoint(posterior, config, path)
     starts = jax.tree.map(jnp.asarray, read_tree(path, "starts", template_starts))
     return precond, starts, arrays
 
 
 def _resume(posterior, config, path) -> ChainRun:
-    arrays, attrs = read_arrays(path)
-    _check_config(attrs, config, path)
-    template_pre, start = _templates(posterior, config)
-    precond = jax.tree.map(jnp.asarray, read_tree(path, "precond", template_pre))
-    setup = _Setup(posterior, config, precond)
+    arrays, attrs, precond, start = _read_checkpoint(posterior, config, path)
     keys = _keys(config.seed, config.num_chains)
     warmup = _warmup_fn(posterior, _kind(config), config.num_warmup)
     states_t, tunings_t, _ = jax.eval_shape(warmup, precond, keys["warmup"], start)
     states = jax.tree.map(jnp.asarray, read_tree(path, "state", states_t))
     tunings = jax.tree.map(jnp.asarray, read_tree(path, "tuning", tunings_t))
+    setup = _Setup(posterior, config, precond)
     return ChainRun(setup, states, tunings, arrays, int(attrs["steps_done"]))
 
 
