@@ -92,6 +92,29 @@ def test_cnn_summaries_invariant_under_periodic_shifts(ndim):
     assert not np.allclose(summarise(model, other), summarise(model, field), atol=1e-3)
 
 
+@pytest.mark.parametrize(("ndim", "c_in", "kernel"), [(3, 1, 3), (3, 3, 3), (2, 2, 2), (2, 8, 3)])
+def test_circular_conv_is_the_periodic_cross_correlation(ndim, c_in, kernel):
+    """Both paths of ``circular_conv`` (shifted sums up to 4 input channels, XLA above) give
+    out[i] = b + sum_o w[o] x[(i + o - (k - 1) // 2) mod m], written here with NumPy's wrap."""
+    from flax import nnx
+
+    from discovery.compress.networks import circular_conv
+
+    conv = nnx.Conv(c_in, 5, (kernel,) * ndim, padding="CIRCULAR", rngs=nnx.Rngs(0))
+    conv.bias[...] = jnp.linspace(-1.0, 1.0, 5)
+    rng = np.random.default_rng(1)
+    h = rng.standard_normal((2, *(6,) * ndim, c_in)).astype(np.float32)
+    w, b = np.asarray(conv.kernel[...]), np.asarray(conv.bias[...])
+    expected = np.broadcast_to(b, (2, *(6,) * ndim, 5)).astype(np.float64)
+    for offset in np.ndindex(*(kernel,) * ndim):
+        moved = h
+        for axis, o in enumerate(offset):
+            index = (np.arange(6) + o - (kernel - 1) // 2) % 6
+            moved = np.take(moved, index, axis=axis + 1)
+        expected = expected + moved @ w[offset]
+    np.testing.assert_allclose(circular_conv(conv, jnp.asarray(h)), expected, atol=2e-5)
+
+
 def test_regression_learns_gaussian_posterior_mean():
     """Linear Gaussian model d = M theta + n, theta ~ N(0, S): E[theta | d] is linear in d."""
     rng = np.random.default_rng(0)

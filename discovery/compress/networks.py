@@ -114,6 +114,33 @@ class SpectralMLP(nnx.Module):
         return self.mlp(self.features(fields))
 
 
+#: Input channels up to which :func:`circular_conv` sums shifted copies instead of calling
+#: XLA's convolution (10x faster forward, 5-10x faster gradient for one input channel on CPU;
+#: slower from about 8 channels on).
+SHIFTED_SUM_MAX_CHANNELS = 4
+
+
+def circular_conv(conv: nnx.Conv, h: jax.Array) -> jax.Array:
+    """``conv(h)`` for an ``nnx.Conv`` with ``padding="CIRCULAR"`` and stride 1.
+
+    ``h`` is ``(batch, *mesh, c_in)``, the result ``(batch, *mesh, c_out)``. With few input
+    channels the cross-correlation is evaluated as a sum over the kernel's offsets of the
+    periodically shifted input times a ``(c_in, c_out)`` matrix, which is exact and much
+    faster on CPUs than XLA's convolution of a thin 3D field (the first layer of an IMNN on
+    galaxy counts); otherwise ``conv`` itself is called.
+    """
+    kernel = conv.kernel[...]
+    if kernel.shape[-2] > SHIFTED_SUM_MAX_CHANNELS:
+        return conv(h)
+    ndim = kernel.ndim - 2
+    axes = tuple(range(1, 1 + ndim))
+    out = conv.bias[...]
+    for offset in np.ndindex(*kernel.shape[:ndim]):
+        shift = tuple((k - 1) // 2 - o for o, k in zip(offset, kernel.shape[:ndim], strict=True))
+        out = out + jnp.roll(h, shift, axis=axes) @ kernel[offset]
+    return out
+
+
 class PeriodicCNN(nnx.Module):
     """Summaries of periodic 2D or 3D fields: (batch, *shape) -> (batch, n_out).
 
@@ -161,7 +188,7 @@ class PeriodicCNN(nnx.Module):
         """Globally pooled feature maps (mean and mean square), (batch, 2 * channels[-1])."""
         h = (fields / self.in_scale[...])[..., None]
         for conv, down in zip(self.convs, self.downs, strict=True):
-            h = self.act(down(self.act(conv(h))))
+            h = self.act(down(self.act(circular_conv(conv, h))))
         axes = tuple(range(1, 1 + self.ndim))
         return jnp.concatenate([jnp.mean(h, axis=axes), jnp.mean(h**2, axis=axes)], axis=-1)
 
