@@ -116,11 +116,13 @@ def test_sbi_train_imnn_then_infer_on_a_mock(tmp_path, capsys):
     _run(
         [
             "sbi", "train", "--data", str(data), "--summary", "imnn", "--out", str(model),
-            "--imnn-sims", "8", "--imnn-steps", "3", "--ensemble", "1", "--no-progress",
+            "--imnn-sims", "8", "--imnn-steps", "3", "--imnn-pool", "2", "--ensemble", "1",
+            "--no-progress",
         ]
     )  # fmt: skip
     table = json.loads((model / "model.json").read_text())["summary"]
     assert table["kind"] == "imnn" and table["names"] == ["Omega_m", "sigma8"]
+    assert table["pool"] == 2 and table["mesh"] == 16
     assert table["simulations"] == 2 * (8 + 2 * 2 * 4)
     assert (model / "imnn.h5").is_file()
     _run(
@@ -149,6 +151,8 @@ def test_sbi_train_imnn_then_infer_on_a_mock(tmp_path, capsys):
     ]
     assert main(retrain) == 2
     assert "stores no counts" in capsys.readouterr().err
+    assert main([*retrain[:-2], "--out", str(tmp_path / "x"), "--imnn-pool", "0"]) == 2
+    assert "--imnn-pool=0" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists() and not (tmp_path / "x").exists()
 
 

@@ -428,13 +428,18 @@ def _by_name(
     return out
 
 
-def _train_for_cli(data: Any, sims: int, steps: int, seed: int, progress: bool) -> IMNNSummary:
-    """``sbi train --summary imnn``: :func:`train_imnn_summary` with ``n_s = sims`` and at most
-    ``steps`` training steps (patience a quarter of them)."""
+def _train_for_cli(
+    data: Any, sims: int, steps: int, seed: int, progress: bool, pool: int = 1
+) -> IMNNSummary:
+    """``sbi train --summary imnn``: :func:`train_imnn_summary` with ``n_s = sims``, at most
+    ``steps`` training steps (patience a quarter of them) and the counts in ``pool^3``
+    blocks."""
     from discovery.compress.imnn import IMNNConfig
 
     config = IMNNConfig(max_steps=steps, patience=max(1, steps // 4))
-    return train_imnn_summary(data, n_s=sims, config=config, seed=seed, progress=progress)
+    return train_imnn_summary(
+        data, n_s=sims, config=config, seed=seed, progress=progress, pool=pool
+    )
 
 
 register_field_summary("imnn", _train_for_cli, IMNNSummary.load)

@@ -72,6 +72,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--imnn-sims", type=int, default=200, help="IMNN fiducial simulations per set (imnn)"
     )
     p.add_argument("--imnn-steps", type=int, default=1000, help="IMNN training steps at most")
+    p.add_argument(
+        "--imnn-pool",
+        type=int,
+        default=1,
+        help="the IMNN sees the counts summed over blocks of POOL^3 cells (must divide the mesh)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_train)
@@ -180,6 +186,7 @@ def _train_options(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--heldout={args.heldout!r} is invalid: must be in (0, 0.5)")
     _require_int("--imnn-sims", args.imnn_sims, 8)
     _require_int("--imnn-steps", args.imnn_steps, 1)
+    _require_int("--imnn-pool", args.imnn_pool, 1)
     settings = FlowSettings(flow=args.flow, ensemble=args.ensemble, seed=args.seed)
     return {"kmax": parse_kmax(args.kmax), "settings": settings}
 
@@ -209,7 +216,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.summary in FIELD_SUMMARIES:
         counts = data.read_counts()  # refuses a set stored without counts, before training
         summary = FIELD_SUMMARIES[args.summary].train(
-            data, args.imnn_sims, args.imnn_steps, args.seed, not args.no_progress
+            data, args.imnn_sims, args.imnn_steps, args.seed, not args.no_progress, args.imnn_pool
         )
         x = summary(counts)
     else:
@@ -253,6 +260,7 @@ def run_train(args: argparse.Namespace) -> int:
             "heldout": args.heldout,
             "imnn_sims": args.imnn_sims,
             "imnn_steps": args.imnn_steps,
+            "imnn_pool": args.imnn_pool,
             "settings": dataclasses.asdict(opts["settings"]),
         },
     )

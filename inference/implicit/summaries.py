@@ -224,11 +224,13 @@ class FieldSummaryKind:
     """How ``cosmolaw sbi`` trains and loads one kind of field summary.
 
     Attributes:
-        train: ``train(data, sims, steps, seed, progress) -> FieldSummary`` with ``data`` a
-            :class:`inference.implicit.training_set.TrainingSet` (its specification gives the
-            simulator and observation model), ``sims`` simulations per training and
+        train: ``train(data, sims, steps, seed, progress, pool) -> FieldSummary`` with
+            ``data`` a :class:`inference.implicit.training_set.TrainingSet` (its specification
+            gives the simulator and observation model), ``sims`` simulations per training and
             validation set of the compressor, ``steps`` its most training steps, ``seed`` an
-            integer >= 0 and ``progress`` whether to show bars.
+            integer >= 0, ``progress`` whether to show bars and ``pool`` the block size (in
+            cells a side, dividing the mesh) the counts are summed over before the
+            compressor.
         load: ``load(model_dir) -> FieldSummary``, the summary saved in ``model_dir``.
     """
 
