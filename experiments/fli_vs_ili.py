@@ -87,11 +87,12 @@ QUICK: dict[str, Any] = {
     "flow_seed": 0,
     "draws": 4000,
     "fisher_tolerance": 1.2,
-    "imnn_pool": 4,
+    "imnn_pool": 2,
     "imnn_channels": [4, 8],
-    "imnn_sims": 32,
-    "imnn_steps": 100,
-    "imnn_patience": 25,
+    "imnn_sims": 64,
+    "imnn_steps": 150,
+    "imnn_patience": 50,
+    "imnn_learning_rate": 3e-3,
     "imnn_seed": 2,
 }
 FULL: dict[str, Any] = {
@@ -108,7 +109,6 @@ FULL: dict[str, Any] = {
     "max_epochs": 500,
     "patience": 30,
     "draws": 20000,
-    "imnn_pool": 2,
     "imnn_channels": [8, 16, 32],
     "imnn_sims": 200,
     "imnn_steps": 1000,
@@ -389,7 +389,9 @@ def infer_imnn(data: MockData, training: TrainingData, config: dict[str, Any]) -
         n_s=int(config["imnn_sims"]),
         channels=tuple(config["imnn_channels"]),
         config=IMNNConfig(
-            max_steps=int(config["imnn_steps"]), patience=int(config["imnn_patience"])
+            learning_rate=float(config["imnn_learning_rate"]),
+            max_steps=int(config["imnn_steps"]),
+            patience=int(config["imnn_patience"]),
         ),
         seed=int(config["imnn_seed"]),
         pool=int(config["imnn_pool"]),

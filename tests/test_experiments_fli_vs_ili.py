@@ -48,6 +48,17 @@ def test_implicit_posteriors_cover_the_truth_at_2_sigma(run_dir):
 
 
 @pytest.mark.slow
+def test_implicit_posteriors_learn_from_the_data(run_dir):
+    """Each implicit posterior, the IMNN's included, is at most half the area of the box prior
+    (area sqrt(det C) = product of widths / 12 for a uniform box): at least ln 2 nats gained."""
+    draws, _, _ = _posteriors(run_dir)
+    widths = [np.ptp(QUICK["prior"][name]) for name in ("Omega_m", "sigma8")]
+    prior_area = widths[0] * widths[1] / 12.0
+    for key in IMPLICIT:
+        assert _area(draws[key]) < 0.5 * prior_area, key
+
+
+@pytest.mark.slow
 def test_field_level_posterior_covers_the_truth_at_2_sigma(run_dir):
     """The chains move the field partially centred on the cosmology, so that 2 x 300 MCLMC
     steps mix in (Omega_m, sigma8) (split-Rhat 1.09 and 1.08 when written, about 2 with the
