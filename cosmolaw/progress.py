@@ -60,7 +60,8 @@ def progress_bar(
         file: stream to write to (default: ``sys.stderr`` at the time of the call).
 
     Returns:
-        An object with tqdm's ``update``, ``set_postfix``, ``set_postfix_str``, ``close``,
+        An object with tqdm's ``update``, ``set_postfix``, ``set_postfix_str``, ``refresh``,
+        ``close``,
         context-manager protocol and iteration.
     """
     if total is None and iterable is not None and hasattr(iterable, "__len__"):
@@ -156,6 +157,11 @@ class LineProgress:
     def set_postfix_str(self, text: str = "", refresh: bool = True) -> None:
         """Text shown at the end of the next line."""
         self.postfix = str(text)
+
+    def refresh(self) -> None:
+        """Write the current state as a line now (a terminal bar redraws itself): e.g. when a
+        stage starts with minutes of compilation before its first unit of work."""
+        self._write()
 
     def close(self) -> None:
         """Write the final line (unless the last line showed the final count)."""

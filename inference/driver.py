@@ -460,6 +460,8 @@ class _ForwardRuns:
     @classmethod
     def tick(cls) -> None:
         if cls.bar is not None:
+            if cls.bar.n == 0:
+                cls.bar.set_postfix_str("", refresh=False)
             cls.bar.update(1)
 
 
@@ -472,10 +474,14 @@ def _counted(posterior: FieldPosterior) -> FieldPosterior:
 @contextlib.contextmanager
 def _stage(desc: str, progress: bool) -> Iterator[None]:
     """Show a stage's forward-model runs (all chains together) as they happen: the set-up and
-    warm-up are single compiled programs that can take many minutes at 64^3 with PM."""
+    warm-up are single compiled programs that can take many minutes at 64^3 with PM. The
+    first line, at once, says the stage is compiling (about 2 minutes for the set-up at 64^3
+    with PM before its first run)."""
     _ForwardRuns.bar = progress_bar(
         total=None, desc=desc, unit="forward runs", disable=not progress
     )
+    _ForwardRuns.bar.set_postfix_str("compiling")
+    _ForwardRuns.bar.refresh()
     try:
         yield
     finally:

@@ -96,8 +96,9 @@ def test_stop_during_warmup_resumes_from_the_set_up(posterior, tmp_path, monkeyp
 
 
 def test_set_up_and_warmup_progress_in_a_log(posterior, tmp_path, capsys):
-    """stderr is not a terminal: the set-up and warm-up each write a few lines counting their
-    forward-model runs (1st, 2nd, 4th, ... and the total at the end); the warm-up's total is
+    """stderr is not a terminal: the set-up and warm-up each write a first line at once (0
+    runs, compiling), then a few lines counting their forward-model runs (1st, 2nd, 4th, ...
+    and the total at the end); the warm-up's total is
     its stored gradient count (one run per gradient) plus at most one initial evaluation per
     chain."""
     config = RunConfig(
@@ -107,7 +108,10 @@ def test_set_up_and_warmup_progress_in_a_log(posterior, tmp_path, capsys):
     err = capsys.readouterr().err
     set_up = [line for line in err.splitlines() if line.startswith("set-up: MAP")]
     warm = [line for line in err.splitlines() if line.startswith("warm-up: mclmc")]
-    assert 2 <= len(set_up) <= 16 and 2 <= len(warm) <= 16
+    assert 3 <= len(set_up) <= 16 and 3 <= len(warm) <= 16
+    for lines in (set_up, warm):
+        assert " 0 forward runs " in lines[0] and lines[0].endswith("compiling]")
+        assert "compiling" not in lines[1]
     with h5py.File(tmp_path / "chain.h5") as f:
         warm_grads = int(np.sum(f["warmup/num_grads"][()]))
     runs = int(warm[-1].split(": ")[-1].split()[0])
