@@ -29,6 +29,10 @@ from cosmolaw.cli import main
         (["infer", "--model", "DIR", "--data", "m.h5", "--samples", "0"], "--samples=0"),
         (["infer", "--model", "DIR", "--data", "m.h5", "--ppc", "3"], "--ppc=3 is invalid"),
         (["infer", "--model", "DIR", "--data", "m.h5"], "no model.json"),
+        (["bolfi", "--data", "m.h5", "--budget", "0"], "--budget=0 is invalid"),
+        (["bolfi", "--data", "m.h5", "--kmax", "big"], "kmax='big' is invalid"),
+        (["bolfi", "--data", "missing.h5"], "data='missing.h5' is not a file"),
+        (["bolfi", "--data", "m.h5", "--prior", "sigma8=0.8"], "--prior 'sigma8=0.8' is invalid"),
     ],
 )
 def test_bad_input_is_refused_before_any_work(argv, message, tmp_path, monkeypatch, capsys):

@@ -13,6 +13,11 @@
 - ``cosmolaw sbi infer --model DIR --data mock.h5 --out DIR``: posterior draws
   (``posterior.h5``), ``summary.json`` (means, spreads, the out-of-distribution check and a
   posterior predictive check) and GetDist contours (``contours.png``).
+- ``cosmolaw sbi bolfi --data mock.h5 --budget 200 --out DIR``: for expensive simulators, the
+  posterior of the mock's ``log P(k)`` to ``--kmax`` from ``--budget`` simulations placed by
+  BOLFI (``inference.implicit.bolfi``: Gaussian processes emulate the summaries) with the
+  mock's own model, observation and selection, over ``--prior``; the same outputs as ``infer``
+  plus the simulations (``posterior.h5``: ``simulations/theta``, ``simulations/summaries``).
 
 Bad input is refused with the parameter, its value and what is allowed, before anything is
 compiled or written.
@@ -31,7 +36,7 @@ MODEL_FILE = "model.json"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``sbi`` and its sub-commands ``simulate``, ``train`` and ``infer``."""
+    """Add ``sbi`` and its sub-commands ``simulate``, ``train``, ``infer`` and ``bolfi``."""
     parser = subparsers.add_parser(
         "sbi",
         help="implicit-likelihood inference on summaries",
@@ -93,6 +98,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run_infer)
+
+    p = sub.add_parser("bolfi", help="posterior of a mock from a few hundred simulations")
+    p.add_argument("--data", required=True, help="mock.h5 from cosmolaw mock")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--budget", type=int, default=200, help="simulations in all")
+    p.add_argument("--initial", type=int, default=40, help="prior draws before acquisitions")
+    p.add_argument("--batch", type=int, default=10, help="simulations per acquisition")
+    p.add_argument("--kmax", default="0.15", help="largest k in h/Mpc, or 'nyquist'")
+    p.add_argument(
+        "--prior",
+        action="append",
+        metavar="NAME=LOW,HIGH",
+        help="uniform prior of a parameter (repeatable; default Omega_m=0.2,0.45 and "
+        "sigma8=0.6,1.0)",
+    )
+    p.add_argument("--samples", type=int, default=10000, help="posterior draws")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_bolfi)
 
 
 def _require_int(name: str, value: Any, low: int) -> None:
@@ -321,15 +345,10 @@ def run_infer(args: argparse.Namespace) -> int:
     """``cosmolaw sbi infer``."""
     import numpy as np
 
-    from cosmolaw.io import atomic_h5, write_json, write_toml
     from inference.data import load_counts
     from inference.implicit.diagnostics import out_of_distribution, predictive_check
     from inference.implicit.flows import NeuralPosterior
-    from inference.implicit.getdist_export import (
-        chain_to_mcsamples,
-        plot_contours,
-        to_mcsamples,
-    )
+    from inference.implicit.getdist_export import chain_to_mcsamples
     from inference.implicit.training_set import read_training_set, simulate_counts
 
     _require_int("--samples", args.samples, 1)
@@ -347,19 +366,7 @@ def run_infer(args: argparse.Namespace) -> int:
     check = out_of_distribution(observed, posterior.whitener)
     draws = posterior.sample(observed, args.samples, seed=args.seed)
     names = model["names"]
-    result: dict[str, Any] = {
-        "names": names,
-        "mean": draws.mean(0),
-        "std": draws.std(0),
-        "covariance": np.atleast_2d(np.cov(draws, rowvar=False)),
-        "quantiles_16_50_84": np.percentile(draws, [16, 50, 84], axis=0),
-        "out_of_distribution": check.to_dict(),
-    }
-    truth = {
-        n: float(data.attrs[f"cosmology/{n}"]) for n in names if f"cosmology/{n}" in data.attrs
-    }
-    if truth:
-        result["truth"] = truth
+    result = {**_moments(names, draws, data.attrs), "out_of_distribution": check.to_dict()}
     if args.ppc:
         spec = read_training_set(model["data"]).spec()
         rng = np.random.default_rng(args.seed)
@@ -370,27 +377,150 @@ def run_infer(args: argparse.Namespace) -> int:
         ]
         result["predictive_check"] = predictive_check(observed, np.stack(sims))
     out = Path(args.out)
+    attrs = {
+        "out_of_distribution": check.outside,
+        "model": str(Path(args.model).resolve()),
+        "data": str(Path(args.data).resolve()),
+    }
+    options = {k: getattr(args, k) for k in ("model", "data", "samples", "ppc", "seed", "compare")}
+    label = f"ILI ({model['summary']['kind']})"
+    _write_posterior(out, draws, posterior.prior, result, attrs, {"infer": options}, label, compare)
+    warn = " (OUTSIDE the training distribution)" if check.outside else ""
+    stats = _stats_line(names, result)
+    print(f"cosmolaw sbi infer: {stats}{warn} -> {out}", file=sys.stdout)
+    return 0
+
+
+def _moments(names: list[str], draws: Any, mock_attrs: dict) -> dict[str, Any]:
+    """Means, spreads, covariance and quantiles of ``draws`` ``(n, p)``, and the mock's true
+    parameters when it records them."""
+    import numpy as np
+
+    result: dict[str, Any] = {
+        "names": list(names),
+        "mean": draws.mean(0),
+        "std": draws.std(0),
+        "covariance": np.atleast_2d(np.cov(draws, rowvar=False)),
+        "quantiles_16_50_84": np.percentile(draws, [16, 50, 84], axis=0),
+    }
+    truth = {
+        n: float(mock_attrs[f"cosmology/{n}"]) for n in names if f"cosmology/{n}" in mock_attrs
+    }
+    if truth:
+        result["truth"] = truth
+    return result
+
+
+def _stats_line(names: list[str], result: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{n} = {m:.4f} +- {s:.4f}"
+        for n, m, s in zip(names, result["mean"], result["std"], strict=True)
+    )
+
+
+def _write_posterior(
+    out: Path,
+    draws: Any,
+    prior: Any,
+    result: dict[str, Any],
+    attrs: dict[str, Any],
+    options: dict[str, Any],
+    label: str,
+    compare: Any = None,
+    extra: dict[str, tuple[Any, str, str]] | None = None,
+) -> None:
+    """``out/posterior.h5`` (``samples`` ``(n, p)``, ``attrs`` and ``extra`` datasets given as
+    name -> (array, units, description)), ``summary.json`` (``result``), ``config.toml``
+    (``options``) and GetDist contours of the draws (``label``; with ``compare``'s, and the
+    truth when ``result`` holds it) in ``contours.png``."""
+    from cosmolaw.io import atomic_h5, write_json, write_toml
+    from inference.implicit.getdist_export import plot_contours, to_mcsamples
+
+    names = result["names"]
     with atomic_h5(out / "posterior.h5") as f:
         dset = f.create_dataset("samples", data=draws)
         dset.attrs.update(names=names, units="1", description="posterior draws (n, p)")
-        f.attrs["out_of_distribution"] = check.outside
-        f.attrs["model"] = str(Path(args.model).resolve())
-        f.attrs["data"] = str(Path(args.data).resolve())
+        for name, (values, units, description) in (extra or {}).items():
+            f.create_dataset(name, data=values).attrs.update(units=units, description=description)
+        f.attrs.update(attrs)
     write_json(out / "summary.json", result)
-    options = {k: getattr(args, k) for k in ("model", "data", "samples", "ppc", "seed", "compare")}
-    write_toml(out / "config.toml", {"infer": options})
-    prior = posterior.prior
+    write_toml(out / "config.toml", options)
     ranges = (
         {n: (lo, hi) for n, lo, hi in zip(names, prior.low, prior.high, strict=True)}
         if hasattr(prior, "low")
         else None
     )
-    contours = [to_mcsamples(draws, names, f"ILI ({model['summary']['kind']})", ranges)]
-    plot_contours(contours + ([compare] if compare else []), out / "contours.png", truth)
-    warn = " (OUTSIDE the training distribution)" if check.outside else ""
-    stats = ", ".join(
-        f"{n} = {m:.4f} +- {s:.4f}"
-        for n, m, s in zip(names, result["mean"], result["std"], strict=True)
+    contours = [to_mcsamples(draws, names, label, ranges)]
+    plot_contours(
+        contours + ([compare] if compare else []), out / "contours.png", result.get("truth")
     )
-    print(f"cosmolaw sbi infer: {stats}{warn} -> {out}", file=sys.stdout)
+
+
+def run_bolfi(args: argparse.Namespace) -> int:
+    """``cosmolaw sbi bolfi``."""
+    import numpy as np
+
+    from inference.data import load_counts, model_from_attrs
+    from inference.implicit.bolfi import BOLFI
+    from inference.implicit.summaries import PowerSummary, galaxy_power, parse_kmax
+    from inference.implicit.training_set import TrainingSetSpec, simulate_counts
+
+    for name in ("budget", "initial", "batch", "samples", "seed"):
+        _require_int(f"--{name}", getattr(args, name), 0 if name == "seed" else 1)
+    kmax = parse_kmax(args.kmax)
+    prior = _priors(args.prior)
+    data = load_counts(args.data)
+    conf, cosmo, obs, model = model_from_attrs(data.attrs)
+    spec = TrainingSetSpec(
+        count=args.budget,
+        prior=prior,
+        conf=conf,
+        cosmo=cosmo,
+        obs=obs,
+        model=model,
+        selection=data.selection,
+        seed=args.seed,
+    )
+    k, observed_pk = galaxy_power(data.counts, data.selection, conf.box)
+    summary = PowerSummary(tuple(k), kmax)
+    rng = np.random.default_rng(args.seed)
+
+    def simulate(theta: np.ndarray) -> np.ndarray:
+        seeds = rng.integers(2**31 - 1, size=len(theta))
+        return np.stack(
+            [
+                summary(galaxy_power(simulate_counts(spec, t, int(s)), data.selection, conf.box)[1])
+                for t, s in zip(theta, seeds, strict=True)
+            ]
+        )
+
+    bolfi = BOLFI(
+        prior,
+        simulate,
+        summary(observed_pk),
+        budget=args.budget,
+        initial=args.initial,
+        batch=args.batch,
+        seed=args.seed,
+    )
+    bolfi.fit(progress=not args.no_progress)
+    draws = bolfi.sample(args.samples, seed=args.seed + 1)
+    names = list(prior.names)
+    result = {**_moments(names, draws, data.attrs), "simulations": args.budget}
+    options = {
+        k: getattr(args, k)
+        for k in ("data", "budget", "initial", "batch", "samples", "seed", "kmax")
+    }
+    extra = {
+        "simulations/theta": (bolfi.theta_, "1", "parameters of the simulations (n, p)"),
+        "simulations/summaries": (
+            bolfi.summaries_,
+            "log (Mpc/h)^3",
+            "log P(k) of the simulations to kmax (n, bins)",
+        ),
+    }
+    out = Path(args.out)
+    attrs = {"data": str(Path(args.data).resolve()), "method": "bolfi"}
+    _write_posterior(out, draws, prior, result, attrs, {"bolfi": options}, "BOLFI", extra=extra)
+    print(f"cosmolaw sbi bolfi: {_stats_line(names, result)} -> {out}", file=sys.stdout)
     return 0
