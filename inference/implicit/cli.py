@@ -53,13 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--box", type=float, default=256.0, help="box side in Mpc/h (without --like)")
     p.add_argument("--model", default="lpt2", help="lpt1, lpt2 or pm (without --like)")
     p.add_argument("--nbar", type=float, default=2.0, help="galaxies per cell (without --like)")
-    p.add_argument(
-        "--prior",
-        action="append",
-        metavar="NAME=LOW,HIGH",
-        help="uniform prior of a parameter (repeatable; default Omega_m=0.2,0.45 and "
-        "sigma8=0.6,1.0)",
-    )
+    _add_prior_option(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chunk", type=int, default=50, help="simulations per resumable part")
     p.add_argument("--no-progress", action="store_true")
@@ -106,17 +100,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--initial", type=int, default=40, help="prior draws before acquisitions")
     p.add_argument("--batch", type=int, default=10, help="simulations per acquisition")
     p.add_argument("--kmax", default="0.15", help="largest k in h/Mpc, or 'nyquist'")
-    p.add_argument(
+    _add_prior_option(p)
+    p.add_argument("--samples", type=int, default=10000, help="posterior draws")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_bolfi)
+
+
+def _add_prior_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--prior",
         action="append",
         metavar="NAME=LOW,HIGH",
         help="uniform prior of a parameter (repeatable; default Omega_m=0.2,0.45 and "
         "sigma8=0.6,1.0)",
     )
-    p.add_argument("--samples", type=int, default=10000, help="posterior draws")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=run_bolfi)
 
 
 def _require_int(name: str, value: Any, low: int) -> None:
@@ -149,34 +147,31 @@ def _spec(args: argparse.Namespace) -> Any:
     _require_int("--seed", args.seed, 0)
     prior = _priors(args.prior)
     if args.like is not None:
-        from inference.data import load_counts, model_from_attrs
+        from inference.data import load_counts
 
-        data = load_counts(args.like)
-        conf, cosmo, obs, model = model_from_attrs(data.attrs)
-        selection = data.selection
+        model = _model_of(load_counts(args.like))
     else:
         from simulator.config import SimConfig
         from simulator.cosmology import Cosmology
         from simulator.observe.mock import Observation
 
-        conf = SimConfig(mesh=args.mesh, box=args.box)
-        cosmo, obs, model, selection = (
-            Cosmology(),
-            Observation(nbar_cell=args.nbar),
-            args.model,
-            None,
-        )
-    return TrainingSetSpec(
-        count=args.n,
-        prior=prior,
-        conf=conf,
-        cosmo=cosmo,
-        obs=obs,
-        model=model,
-        selection=selection,
-        seed=args.seed,
-        chunk=args.chunk,
-    )
+        model = {
+            "conf": SimConfig(mesh=args.mesh, box=args.box),
+            "cosmo": Cosmology(),
+            "obs": Observation(nbar_cell=args.nbar),
+            "model": args.model,
+            "selection": None,
+        }
+    return TrainingSetSpec(count=args.n, prior=prior, seed=args.seed, chunk=args.chunk, **model)
+
+
+def _model_of(data: Any) -> dict[str, Any]:
+    """The simulator configuration, cosmology, observation model, forward model and selection
+    of a mock (``inference.data.load_counts``), as keywords of ``TrainingSetSpec``."""
+    from inference.data import model_from_attrs
+
+    conf, cosmo, obs, model = model_from_attrs(data.attrs)
+    return {"conf": conf, "cosmo": cosmo, "obs": obs, "model": model, "selection": data.selection}
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -460,7 +455,7 @@ def run_bolfi(args: argparse.Namespace) -> int:
     """``cosmolaw sbi bolfi``."""
     import numpy as np
 
-    from inference.data import load_counts, model_from_attrs
+    from inference.data import load_counts
     from inference.implicit.bolfi import BOLFI
     from inference.implicit.summaries import PowerSummary, galaxy_power, parse_kmax
     from inference.implicit.training_set import TrainingSetSpec, simulate_counts
@@ -470,18 +465,9 @@ def run_bolfi(args: argparse.Namespace) -> int:
     kmax = parse_kmax(args.kmax)
     prior = _priors(args.prior)
     data = load_counts(args.data)
-    conf, cosmo, obs, model = model_from_attrs(data.attrs)
-    spec = TrainingSetSpec(
-        count=args.budget,
-        prior=prior,
-        conf=conf,
-        cosmo=cosmo,
-        obs=obs,
-        model=model,
-        selection=data.selection,
-        seed=args.seed,
-    )
-    k, observed_pk = galaxy_power(data.counts, data.selection, conf.box)
+    spec = TrainingSetSpec(count=args.budget, prior=prior, seed=args.seed, **_model_of(data))
+    box = spec.conf.box
+    k, observed_pk = galaxy_power(data.counts, data.selection, box)
     summary = PowerSummary(tuple(k), kmax)
     rng = np.random.default_rng(args.seed)
 
@@ -489,7 +475,7 @@ def run_bolfi(args: argparse.Namespace) -> int:
         seeds = rng.integers(2**31 - 1, size=len(theta))
         return np.stack(
             [
-                summary(galaxy_power(simulate_counts(spec, t, int(s)), data.selection, conf.box)[1])
+                summary(galaxy_power(simulate_counts(spec, t, int(s)), data.selection, box)[1])
                 for t, s in zip(theta, seeds, strict=True)
             ]
         )
