@@ -212,7 +212,11 @@ def hessian_preconditioner(
     vector products are central differences of the gradient, so they work through any
     forward model. Unlike the expected Fisher information at the mean density, this sees the
     data's actual curvature at the point (stiffer in underdense cells for Poisson counts)
-    and the response of the evolved, displaced field there. Scalars as in
+    and the response of the evolved, displaced field there. A shell of few modes can come
+    out near zero or negative (probe noise), so ``I(|k|)`` is floored at
+    :data:`INFORMATION_FLOOR` times the expected information ``I_delta`` of
+    :func:`fisher_preconditioner` (as many probes, Rademacher, from ``fold_in(key, 1)``): no
+    shell gets less data curvature than the expected Fisher information. Scalars as in
     :func:`fisher_preconditioner`.
 
     Args:
@@ -227,6 +231,17 @@ def hessian_preconditioner(
         ``Preconditioner`` with ``w(k) = h(k)^-1/2`` and scalar scales ``H_ii^-1/2``.
     """
     return _curvature_preconditioner(posterior, params, key, "hessian", num_probes, eps, centre)
+
+
+#: Floor of the observed per-shell data information ``I(|k|)`` of
+#: :func:`hessian_preconditioner`, as a fraction of the expected Fisher information
+#: ``I_delta`` of :func:`fisher_preconditioner` (both per unit ``|J(k)|^2``). On the
+#: benchmark's 32^3 PM posterior 8 probes gave the 3rd to 5th k-shells 0 to 0.4 times
+#: ``I_delta``: their modes kept up to the prior's width, many times the posterior's, MCLMC's
+#: first warm-up steps threw them far out and the chains froze there (P(k) of the 3rd bin 10-18
+#: times the prior's, split-Rhat of the low-k P(k) 3.0). On its 16^3 1LPT posterior the
+#: estimates are 0.7-4 times ``I_delta`` and the floor does not bind at the benchmark's point.
+INFORMATION_FLOOR = 1.0
 
 
 def _curvature_preconditioner(
@@ -265,8 +280,16 @@ def _impulse_response(posterior: FieldPosterior, cosmo: dict, shape: tuple, eps:
     return jnp.abs(rfftn((final(impulse) - final(-impulse)) / (2.0 * eps))) ** 2
 
 
-def _expected_information(posterior, params, key, num_probes, eps) -> Array:
-    """Mean over cells of the likelihood's curvature in ``delta`` at ``delta(s = 0)``."""
+def _expected_information(
+    posterior: FieldPosterior, params: Params, key: Array, num_probes: int, eps: float
+) -> Array:
+    """Mean over cells of the likelihood's curvature in ``delta`` at ``delta(s = 0)``.
+
+    Returns:
+        ``I_delta >= 0``, a scalar [per unit final density contrast squared, per cell]:
+        ``h(k) = 1 + I_delta |J(k)|^2`` is the prior + expected Fisher information of the
+        white-noise mode ``k`` (:func:`fisher_preconditioner`).
+    """
     cosmo = params.get("cosmo", {})
     bias, noise = params.get("bias", {}), params.get("noise", {})
     shape = params["s"].shape
@@ -285,12 +308,24 @@ def _expected_information(posterior, params, key, num_probes, eps) -> Array:
     return jnp.maximum(jnp.mean(jax.lax.map(probe, zs)), 0.0)
 
 
-def _observed_information(posterior, params, key, num_probes, eps, response) -> Array:
+def _observed_information(
+    posterior: FieldPosterior,
+    params: Params,
+    key: Array,
+    num_probes: int,
+    eps: float,
+    response: Array,
+) -> Array:
     """Per-shell ``I(|k|)`` (rfft-shaped) such that ``H_kk - 1 ~ I |J(k)|^2`` at ``params``.
 
     For each shell, ``sum_k Re(conj(z_k) (H - 1) z_k) / sum_k |J(k)|^2 |z_k|^2`` over the modes
     and probes: exact when ``H - 1`` is ``I |J(k)|^2`` on the shell, and the other modes of
-    ``z`` (independent of ``z_k``) only add zero-mean noise otherwise.
+    ``z`` (independent of ``z_k``) only add zero-mean noise otherwise. In units of
+    :func:`_expected_information`'s ``I_delta``; a shell of few modes whose data information
+    is small next to that noise can come out negative (the caller floors it).
+
+    Args:
+        response: ``|J(k)|^2`` of :func:`_impulse_response`, rfft-shaped ``(m, m, m//2+1)``.
     """
     grad_s = jax.grad(lambda s: posterior.logdensity({**params, "s": s}))
     rfftn = fft_hooks(posterior.devices)["rfftn"]
@@ -310,7 +345,7 @@ def _observed_information(posterior, params, key, num_probes, eps, response) -> 
     zs = jax.random.normal(key, (num_probes, *s.shape), jnp.float32)
     num, den = jax.lax.map(probe, zs)
     info = jnp.sum(num, axis=0) / jnp.maximum(jnp.sum(den, axis=0), 1e-30)
-    return jnp.maximum(info, 0.0)[index]
+    return info[index]
 
 
 @functools.cache
@@ -328,7 +363,10 @@ def _curvature_fn(
         if kind == "fisher":
             info = _expected_information(posterior, params, key, num_probes, eps)
         else:
-            info = _observed_information(posterior, params, key, num_probes, eps, response)
+            observed = _observed_information(posterior, params, key, num_probes, eps, response)
+            key_floor = jax.random.fold_in(key, 1)
+            expected = _expected_information(posterior, params, key_floor, num_probes, eps)
+            info = jnp.maximum(observed, INFORMATION_FLOOR * expected)
         h = 1.0 + info * response
         logp, centring = _scalar_logdensity(posterior, params, h, prior_scale, centred)
 
