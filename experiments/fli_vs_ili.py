@@ -90,7 +90,7 @@ QUICK: dict[str, Any] = {
     "imnn_pool": 2,
     "imnn_channels": [4, 8],
     "imnn_sims": 64,
-    "imnn_steps": 150,
+    "imnn_steps": 110,
     "imnn_patience": 50,
     "imnn_learning_rate": 3e-3,
     "imnn_seed": 2,

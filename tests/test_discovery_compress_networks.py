@@ -115,6 +115,27 @@ def test_circular_conv_is_the_periodic_cross_correlation(ndim, c_in, kernel):
     np.testing.assert_allclose(circular_conv(conv, jnp.asarray(h)), expected, atol=2e-5)
 
 
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_block_conv_equals_the_strided_convolution(ndim):
+    """A kernel-2, stride-2 convolution contracts each 2^ndim block with the kernel: block_conv
+    against XLA's strided convolution (nnx.Conv) and against a NumPy sum over the blocks."""
+    from flax import nnx
+
+    from discovery.compress.networks import block_conv
+
+    conv = nnx.Conv(3, 4, (2,) * ndim, strides=2, rngs=nnx.Rngs(0))
+    conv.bias[...] = jnp.arange(4.0)
+    h = np.random.default_rng(2).standard_normal((2, *(6,) * ndim, 3)).astype(np.float32)
+    w, b = np.asarray(conv.kernel[...]), np.asarray(conv.bias[...])
+    expected = np.broadcast_to(b, (2, *(3,) * ndim, 4)).astype(np.float64)
+    for offset in np.ndindex(*(2,) * ndim):
+        corner = tuple(slice(o, None, 2) for o in offset)
+        expected = expected + h[(slice(None), *corner)] @ w[offset]
+    out = block_conv(conv, jnp.asarray(h))
+    np.testing.assert_allclose(out, expected, atol=2e-5)
+    np.testing.assert_allclose(out, conv(jnp.asarray(h)), atol=2e-5)
+
+
 def test_regression_learns_gaussian_posterior_mean():
     """Linear Gaussian model d = M theta + n, theta ~ N(0, S): E[theta | d] is linear in d."""
     rng = np.random.default_rng(0)

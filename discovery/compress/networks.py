@@ -141,6 +141,25 @@ def circular_conv(conv: nnx.Conv, h: jax.Array) -> jax.Array:
     return out
 
 
+def block_conv(conv: nnx.Conv, h: jax.Array) -> jax.Array:
+    """``conv(h)`` for an ``nnx.Conv`` whose strides equal its kernel size and divide the mesh
+    (non-overlapping blocks, no padding needed).
+
+    ``h`` is ``(batch, *mesh, c_in)``, the result ``(batch, *mesh / kernel, c_out)``: each
+    block is contracted with the kernel in one ``tensordot``, exact and about 2.5x faster
+    than XLA's strided CPU convolution in an IMNN's gradient.
+    """
+    kernel = conv.kernel[...]
+    ndim = kernel.ndim - 2
+    n, *mesh, c_in = h.shape
+    split = [n]
+    for m, k in zip(mesh, kernel.shape[:ndim], strict=True):
+        split += [m // k, k]
+    coarse_axes = [1 + 2 * i for i in range(ndim)]
+    blocks = h.reshape(*split, c_in).transpose(0, *coarse_axes, *(a + 1 for a in coarse_axes), -1)
+    return jnp.tensordot(blocks, kernel, axes=ndim + 1) + conv.bias[...]
+
+
 class PeriodicCNN(nnx.Module):
     """Summaries of periodic 2D or 3D fields: (batch, *shape) -> (batch, n_out).
 
@@ -188,7 +207,7 @@ class PeriodicCNN(nnx.Module):
         """Globally pooled feature maps (mean and mean square), (batch, 2 * channels[-1])."""
         h = (fields / self.in_scale[...])[..., None]
         for conv, down in zip(self.convs, self.downs, strict=True):
-            h = self.act(down(self.act(circular_conv(conv, h))))
+            h = self.act(block_conv(down, self.act(circular_conv(conv, h))))
         axes = tuple(range(1, 1 + self.ndim))
         return jnp.concatenate([jnp.mean(h, axis=axes), jnp.mean(h**2, axis=axes)], axis=-1)
 
