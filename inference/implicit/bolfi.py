@@ -171,6 +171,8 @@ class BOLFI:
         self.theta_ = np.zeros((0, prior.dim))
         self.summaries_ = np.zeros((0, len(observed)))
         self.params_: dict[str, Any] | None = None
+        self.whitener_: Whitener | None = None
+        self._training: tuple[Any, Any, Any] | None = None
 
     def _arrays(self) -> tuple[Any, Any, Any]:
         """Padded GP inputs ``(budget, p)``, whitened summaries ``(d, budget)``, extra noise."""
@@ -188,7 +190,7 @@ class BOLFI:
         """GP hyper-parameters of every summary, then the noise covariance ``Sigma``."""
         import jax.numpy as jnp
 
-        x, y, diag = self._arrays()
+        x, y, diag = self._training = self._arrays()
         d, n = y.shape[0], len(self.theta_)
         if self.params_ is None:
             start, steps = (
@@ -212,7 +214,7 @@ class BOLFI:
         import jax.numpy as jnp
 
         z = self.prior.to_unbounded(jnp.asarray(theta))[0]
-        mean, var = _predict_fn()(self.params_, *self._arrays(), z)
+        mean, var = _predict_fn()(self.params_, *self._training, z)
         return np.asarray(mean).T, np.maximum(np.asarray(var).T, 0.0)
 
     def fit(self, progress: bool = True) -> BOLFI:
@@ -228,7 +230,7 @@ class BOLFI:
                         f"simulate returned summaries of shape {summaries.shape}: need "
                         f"({len(theta)}, {len(self.observed)}) like the observed one"
                     )
-                if not hasattr(self, "whitener_"):
+                if self.whitener_ is None:
                     self.whitener_ = Whitener.fit(summaries)
                 self.theta_ = np.concatenate([self.theta_, theta])
                 self.summaries_ = np.concatenate([self.summaries_, summaries])
@@ -263,8 +265,6 @@ class BOLFI:
 
     def sample(self, n: int, seed: int = 0, proposals: int = 20_000) -> np.ndarray:
         """``n`` approximate posterior draws ``(n, p)``: prior draws resampled by the likelihood."""
-        if self.params_ is None:
-            raise RuntimeError("BOLFI has not run: call fit() first")
         rng = np.random.default_rng(seed)
         theta = self.prior.sample(rng, proposals)
         log_w = self.log_likelihood(theta)
