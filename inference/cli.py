@@ -274,15 +274,6 @@ def run(args: argparse.Namespace) -> int:
             f"cosmolaw infer: {posterior.name}, {config.sampler} ({config.blocks}) "
             f"x{config.num_chains} over {size} process(es) -> {out}"
         )
-    if posterior.devices is not None and config.blocks == "joint" and posterior.scalar_names:
-        import sys
-
-        print(
-            "cosmolaw infer: note: with --devices and --blocks joint, BlackJAX's kernels "
-            "flatten the field and the scalars into one vector, which gathers the field on "
-            "every device at each integrator step; --blocks gibbs keeps it in slabs",
-            file=sys.stderr,
-        )
     # Under mpiexec the chains are shared among the ranks (one seeded run per chain, merged
     # by rank 0); a run started that way resumes the same way.
     use_mpi = size > 1 or (out / CHAINS_DIR).is_dir()

@@ -9,10 +9,11 @@ fixed and a 2-step PM model with the bias sampled. Compared: the latent log dens
 samplers see (prior preconditioner: ``s`` through the identity Fourier filter, so it is the
 posterior's) and its gradient; ``*_logp_rel = |log p_8 - log p_1| / |log p_1|``,
 ``*_grad_s_rel = max |g_8 - g_1| / max |g_1|`` over ``s`` (and ``*_grad_bias_rel`` for the
-bias). Then ``STEPS`` unadjusted-MCLMC steps of the field (what a Gibbs sweep's field block
-runs) from the same state and keys on both PM posteriors: ``pm_chain_rel`` is the largest
-difference of the positions over their largest value, and ``pm_step_gathers`` lists the
-field-sized all-gathers in the compiled sharded step (none: the state stays in slabs).
+bias). Then ``STEPS`` unadjusted-MCLMC steps of the field and the bias jointly (``--blocks
+joint``: the position holds the sharded field beside replicated scalars) from the same state
+and keys on both PM posteriors: ``pm_chain_rel`` is the largest difference of the positions
+over their largest value, and ``pm_step_gathers`` lists the field-sized all-gathers in the
+compiled sharded step (none: the state stays in slabs).
 """
 
 import os
@@ -28,11 +29,11 @@ import jax.numpy as jnp
 import numpy as np
 from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
 from blackjax.mcmc.integrators import IntegratorState
-from blackjax.util import generate_unit_vector
 
 from inference.models import counts_posterior, mock_counts
 from inference.precondition import latent_logdensity, prior_preconditioner
 from inference.samplers import make_sampler
+from inference.samplers.isokinetic import tree_size, unit_vector
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
 from simulator.observe.mock import Observation
@@ -99,12 +100,13 @@ def compare(model: str, counts: np.ndarray, s: jax.Array, fix_bias: bool) -> dic
 
 
 def chain(run, keys) -> tuple[IntegratorState, list[float], object]:
-    """``STEPS`` MCLMC steps of the field from the value and gradient of ``run``."""
+    """``STEPS`` MCLMC steps of the whole latent position from the value and gradient of
+    ``run``."""
     value, grad, latent, logdensity = run
     sampler = make_sampler("mclmc", logdensity)
-    dim = latent["s"].size
-    tuning = MCLMCAdaptationState(jnp.float32(dim**0.5), jnp.float32(0.5), jnp.ones(dim))
-    state = IntegratorState(latent, generate_unit_vector(keys[0], latent), value, grad)
+    dim = tree_size(latent)
+    tuning = MCLMCAdaptationState(jnp.float32(dim**0.5), jnp.float32(0.5), jnp.ones(()))
+    state = IntegratorState(latent, unit_vector(keys[0], latent), value, grad)
     step = jax.jit(sampler.step).lower(keys[1], state, tuning).compile()
     accepted = []
     for k in keys[1:]:
@@ -118,20 +120,21 @@ if __name__ == "__main__":
     counts, truth = mock_counts(CONFS["lpt1"], COSMO, OBS, "lpt1", jax.random.key(0))
     s = 0.8 * truth["s"]  # a point off the truth, with particles across slab boundaries
     result = {"devices": jax.device_count()}
-    lpt, runs = compare("lpt1", counts, s, fix_bias=True)
+    lpt, _ = compare("lpt1", counts, s, fix_bias=True)
+    pm, runs = compare("pm", counts, s, fix_bias=False)
     keys = jax.random.split(jax.random.key(1), STEPS + 1)
     start = time.perf_counter()
     one, acc1, _ = chain(runs[None], keys)
     sharded, acc8, step = chain(runs[8], keys)
-    lpt.update(
+    pm.update(
         chain_seconds=time.perf_counter() - start,
         chain_rel=max_rel(sharded.position, one.position),
         chain_finite=bool(np.all(np.isfinite(np.asarray(sharded.position["s"])))),
         chain_acceptance=[acc1, acc8],
         chain_sharding=str(sharded.position["s"].sharding.spec),
+        chain_scalars=sorted(k for k in sharded.position if k != "s"),
         step_gathers=field_gathers(step),
     )
-    pm, _ = compare("pm", counts, s, fix_bias=False)
     result.update({f"lpt1_{k}": v for k, v in lpt.items()})
     result.update({f"pm_{k}": v for k, v in pm.items()})
     result["seconds"] = time.perf_counter() - t0

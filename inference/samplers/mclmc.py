@@ -1,10 +1,11 @@
 """Microcanonical Langevin Monte Carlo, unadjusted (MCLMC) and Metropolis-adjusted (MAMS),
-with BlackJAX's kernels and automatic tuning of the step size and momentum decoherence length L.
+with automatic tuning of the step size and momentum decoherence length L.
 
-Unadjusted MCLMC is tuned by :func:`pooled_warmup` (ours: one tuning shared by the chains,
-robust to the rare huge energy errors of a Poisson likelihood) and rejects the steps whose
-energy error is beyond a cutoff (:func:`sampler`); the adjusted form by
-BlackJAX's ``adjusted_mclmc_find_L_and_step_size``. Preconditioning comes from the latent
+Unadjusted MCLMC integrates with :mod:`inference.samplers.isokinetic` (leaf by leaf, so a
+sharded field is never gathered), is tuned by :func:`pooled_warmup` (ours: one tuning shared by
+the chains, robust to the rare huge energy errors of a Poisson likelihood) and rejects the steps
+whose energy error is beyond a cutoff (:func:`sampler`); the adjusted form uses BlackJAX's
+kernel and ``adjusted_mclmc_find_L_and_step_size``. Preconditioning comes from the latent
 reparametrisation (:mod:`inference.precondition`); for the adjusted form BlackJAX's own
 diagonal preconditioning can be switched on on top of it. Both integrators are McLachlan's
 minimal-norm scheme: two gradients per step.
@@ -22,10 +23,9 @@ from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
 from blackjax.adaptation.step_size import dual_averaging_adaptation
 from blackjax.mcmc.adjusted_mclmc_dynamic import make_random_trajectory_length_fn
 from blackjax.mcmc.integrators import IntegratorState
-from blackjax.util import generate_unit_vector, pytree_size
 from jax import Array
-from jax.flatten_util import ravel_pytree
 
+from inference.samplers import isokinetic
 from inference.samplers.base import Sampler, StepInfo, chain_mean
 
 #: Gradient evaluations per McLachlan integrator step.
@@ -65,34 +65,32 @@ def sampler(
         desired_energy_var: target variance of the energy error per dimension (sets the bias).
         energy_cutoff: rejection threshold in units of ``sqrt(desired_energy_var * d)``.
     """
-    kernel = blackjax.mclmc.build_kernel()
 
     def step(key: Array, state: IntegratorState, tuning: MCLMCAdaptationState):
-        new_state, info = kernel(
-            key, state, logdensity_fn, tuning.inverse_mass_matrix, tuning.L, tuning.step_size
+        key_step, key_velocity = jax.random.split(key)
+        new_state, energy_error, finite = isokinetic.mclmc_kernel(
+            key_step, state, logdensity_fn, tuning.L, tuning.step_size
         )
-        cutoff = energy_cutoff * jnp.sqrt(desired_energy_var * pytree_size(state.position))
-        accept = jnp.abs(info.energy_change) <= cutoff  # False for NaN
-        velocity = generate_unit_vector(jax.random.fold_in(key, 1), state.position)
-        stay = state._replace(momentum=velocity)
+        cutoff = energy_cutoff * jnp.sqrt(desired_energy_var * isokinetic.tree_size(state.position))
+        accept = finite & (jnp.abs(energy_error) <= cutoff)
+        stay = state._replace(momentum=isokinetic.unit_vector(key_velocity, state.position))
         new_state = jax.tree.map(lambda a, b: jnp.where(accept, a, b), new_state, stay)
         return new_state, StepInfo(
             acceptance=accept.astype(jnp.float32),
-            energy_error=info.energy_change,
+            energy_error=energy_error,
             num_grads=jnp.asarray(GRADS_PER_STEP, jnp.int32),
-            divergent=jnp.logical_not(info.nonans),
+            divergent=jnp.logical_not(finite),
             tree_depth=jnp.zeros((), jnp.int32),
             step_size=jnp.asarray(tuning.step_size, jnp.float32),
         )
 
     def warmup(key: Array, position, num_steps: int):
-        return pooled_warmup(kernel, logdensity_fn, key, position, num_steps, desired_energy_var)
+        return pooled_warmup(logdensity_fn, key, position, num_steps, desired_energy_var)
 
     return Sampler("mclmc", warmup, step, lambda state: state.position)
 
 
 def pooled_warmup(
-    kernel: Callable,
     logdensity_fn: Callable,
     key: Array,
     position,
@@ -117,38 +115,37 @@ def pooled_warmup(
         ``(state, tuning, num_grads)``.
     """
     key_init, key_run = jax.random.split(key)
-    state = blackjax.mclmc.init(position, logdensity_fn, key_init)
-    flat = ravel_pytree(position)[0]
-    dim = flat.size
+    state = isokinetic.init(position, logdensity_fn, key_init)
+    dim = isokinetic.tree_size(position)
     da_init, da_update, da_final = dual_averaging_adaptation(2**-0.5)
     half = num_steps // 2
     L0 = jnp.sqrt(jnp.float32(dim))
-    inverse_mass = jnp.ones(dim, jnp.float32)
 
     def body(carry, xs):
         state, da_state, total, square = carry
         key, i = xs
         step_size = jnp.exp(da_state.log_step_size)
-        new, info = kernel(key, state, logdensity_fn, inverse_mass, L0, step_size)
-        ok = info.nonans & jnp.isfinite(info.energy_change)
-        stat = jnp.where(ok, jnp.exp(-(info.energy_change**2) / (2 * desired_energy_var * dim)), 0)
+        new, energy_error, ok = isokinetic.mclmc_kernel(key, state, logdensity_fn, L0, step_size)
+        stat = jnp.where(ok, jnp.exp(-(energy_error**2) / (2 * desired_energy_var * dim)), 0)
         da_state = da_update(da_state, chain_mean(stat))
         state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
-        x = ravel_pytree(state.position)[0]
         weight = (i >= half).astype(jnp.float32)
-        return (state, da_state, total + weight * x, square + weight * x**2), None
+        total = jax.tree.map(lambda t, x: t + weight * x, total, state.position)
+        square = jax.tree.map(lambda t, x: t + weight * x**2, square, state.position)
+        return (state, da_state, total, square), None
 
-    zero = jnp.zeros_like(flat)
+    zero = jax.tree.map(jnp.zeros_like, position)
     carry = (state, da_init(0.25 * L0), zero, zero)
     steps = (jax.random.split(key_run, num_steps), jnp.arange(num_steps))
     (state, da_state, total, square), _ = jax.lax.scan(body, carry, steps)
     count = num_steps - half
-    mean = chain_mean(total / count)
-    variance = chain_mean(square / count) - mean**2
+    variance = jax.tree.map(
+        lambda t, q: jnp.sum(chain_mean(q / count) - chain_mean(t / count) ** 2), total, square
+    )
     tuning = MCLMCAdaptationState(
-        L=L_PER_WIDTH * jnp.sqrt(jnp.sum(variance)),
+        L=L_PER_WIDTH * jnp.sqrt(sum(jax.tree.leaves(variance))),
         step_size=da_final(da_state),
-        inverse_mass_matrix=inverse_mass,
+        inverse_mass_matrix=jnp.ones((), jnp.float32),
     )
     return state, tuning, jnp.asarray(GRADS_PER_STEP * num_steps, jnp.int32)
 
