@@ -46,19 +46,19 @@ def test_sharded_log_density_and_gradient_match_one_device(checks, model):
     assert checks[f"{model}_logp_rel"] < 1e-6
     assert checks[f"{model}_grad_s_rel"] < GRAD_TOL
     assert checks[f"{model}_grad_sharding"] == "P('slab',)"
-    if model == "pm":  # the bias is sampled there
-        assert checks["pm_grad_bias_rel"] < 1e-5
+    if model == "lpt1":  # the bias is sampled there
+        assert checks["lpt1_grad_bias_rel"] < 1e-5
 
 
 @pytest.mark.slow
 def test_sampler_steps_stay_sharded_and_match_one_device(checks):
-    assert checks["pm_chain_scalars"]  # the bias moves with the field (--blocks joint)
-    assert checks["pm_chain_finite"]
-    assert checks["pm_chain_sharding"] == "P('slab',)"
-    assert checks["pm_chain_acceptance"][0] == checks["pm_chain_acceptance"][1]
-    assert checks["pm_chain_rel"] < 1e-5
+    assert checks["lpt1_chain_scalars"]  # the bias moves with the field (--blocks joint)
+    assert checks["lpt1_chain_finite"]
+    assert checks["lpt1_chain_sharding"] == "P('slab',)"
+    assert checks["lpt1_chain_acceptance"][0] == checks["lpt1_chain_acceptance"][1]
+    assert checks["lpt1_chain_rel"] < 1e-5
     # the compiled step never gathers the field onto one device
-    assert checks["pm_step_gathers"] == []
+    assert checks["lpt1_step_gathers"] == []
 
 
 def _posterior(**kwargs):
