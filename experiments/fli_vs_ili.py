@@ -109,10 +109,10 @@ FULL: dict[str, Any] = {
     "max_epochs": 500,
     "patience": 30,
     "draws": 20000,
-    "imnn_channels": [8, 16, 32],
-    "imnn_sims": 200,
-    "imnn_steps": 1000,
-    "imnn_patience": 100,
+    "imnn_channels": [4, 8, 16],
+    "imnn_sims": 100,
+    "imnn_steps": 300,
+    "imnn_patience": 60,
 }
 PARAMETERS = ("Omega_m", "sigma8")
 #: ``d^2 = (mean - truth)^T C^-1 (mean - truth)`` inside which a two-parameter Gaussian holds
