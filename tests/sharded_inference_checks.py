@@ -29,11 +29,12 @@ import jax.numpy as jnp
 import numpy as np
 from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
 from blackjax.mcmc.integrators import IntegratorState
+from blackjax.util import pytree_size
 
 from inference.models import counts_posterior, mock_counts
 from inference.precondition import latent_logdensity, prior_preconditioner
 from inference.samplers import make_sampler
-from inference.samplers.isokinetic import tree_size, unit_vector
+from inference.samplers.isokinetic import unit_vector
 from simulator.config import SimConfig
 from simulator.cosmology import Cosmology
 from simulator.observe.mock import Observation
@@ -104,7 +105,7 @@ def chain(run, keys) -> tuple[IntegratorState, list[float], object]:
     ``run``."""
     value, grad, latent, logdensity = run
     sampler = make_sampler("mclmc", logdensity)
-    dim = tree_size(latent)
+    dim = pytree_size(latent)
     tuning = MCLMCAdaptationState(jnp.float32(dim**0.5), jnp.float32(0.5), jnp.ones(()))
     state = IntegratorState(latent, unit_vector(keys[0], latent), value, grad)
     step = jax.jit(sampler.step).lower(keys[1], state, tuning).compile()

@@ -27,6 +27,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 from blackjax.mcmc.integrators import IntegratorState
+from blackjax.util import pytree_size
 from jax import Array
 
 #: McLachlan's minimal-norm coefficient of the outer velocity updates.
@@ -39,11 +40,6 @@ def tree_vdot(a, b) -> Array:
     """``sum_i a_i b_i`` over every entry of two pytrees of the same structure (float32)."""
     parts = jax.tree.map(lambda x, y: jnp.sum(x * y, dtype=jnp.float32), a, b)
     return sum(jax.tree.leaves(parts), jnp.zeros((), jnp.float32))
-
-
-def tree_size(tree) -> int:
-    """Number of entries of all leaves of ``tree`` (a Python integer)."""
-    return sum(int(jnp.size(x)) for x in jax.tree.leaves(tree))
 
 
 def tree_all_finite(tree) -> Array:
@@ -81,7 +77,7 @@ def refresh_velocity(key: Array, velocity, step_size: Array, L: Array):
     """Partial refresh of the unit ``velocity`` over a time ``step_size``: Gaussian noise of
     variance ``(exp(2 step_size / L) - 1) / d`` per entry added, then normalised; unchanged
     when ``L`` is infinite."""
-    dim = tree_size(velocity)
+    dim = pytree_size(velocity)
     nu = jnp.sqrt(jnp.expm1(2.0 * step_size / L) / dim)
     kicked = jax.tree.map(lambda u, z: u + nu * z, velocity, normal_like(key, velocity))
     return jax.tree.map(
@@ -111,7 +107,7 @@ def mclachlan_step(
     Returns the new state (``momentum`` holds the unit velocity) and the kinetic energy
     change; the energy error of the step is that minus the change of the log density.
     """
-    dim = tree_size(state.position)
+    dim = pytree_size(state.position)
     value_and_grad = jax.value_and_grad(logdensity_fn)
     x, logdensity, grad = state.position, state.logdensity, state.logdensity_grad
     u, kinetic = velocity_update(state.momentum, grad, MCLACHLAN_B * step_size, dim)

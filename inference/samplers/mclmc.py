@@ -23,6 +23,7 @@ from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
 from blackjax.adaptation.step_size import dual_averaging_adaptation
 from blackjax.mcmc.adjusted_mclmc_dynamic import make_random_trajectory_length_fn
 from blackjax.mcmc.integrators import IntegratorState
+from blackjax.util import pytree_size
 from jax import Array
 
 from inference.samplers import isokinetic
@@ -71,7 +72,7 @@ def sampler(
         new_state, energy_error, finite = isokinetic.mclmc_kernel(
             key_step, state, logdensity_fn, tuning.L, tuning.step_size
         )
-        cutoff = energy_cutoff * jnp.sqrt(desired_energy_var * isokinetic.tree_size(state.position))
+        cutoff = energy_cutoff * jnp.sqrt(desired_energy_var * pytree_size(state.position))
         accept = finite & (jnp.abs(energy_error) <= cutoff)
         stay = state._replace(momentum=isokinetic.unit_vector(key_velocity, state.position))
         new_state = jax.tree.map(lambda a, b: jnp.where(accept, a, b), new_state, stay)
@@ -116,7 +117,7 @@ def pooled_warmup(
     """
     key_init, key_run = jax.random.split(key)
     state = isokinetic.init(position, logdensity_fn, key_init)
-    dim = isokinetic.tree_size(position)
+    dim = pytree_size(position)
     da_init, da_update, da_final = dual_averaging_adaptation(2**-0.5)
     half = num_steps // 2
     L0 = jnp.sqrt(jnp.float32(dim))
