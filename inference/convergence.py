@@ -29,6 +29,12 @@ MIN_ESS = 400
 LOW_K_BINS = 3
 #: Rate of steps rejected by MCLMC's energy cutoff above which a smaller step is advised.
 MAX_REJECTION = 0.01
+#: A chain whose median ``|energy error|`` exceeds this many times the median of the chains'
+#: medians is reported as sitting outside the others' typical set. Measured on the 64^3
+#: fli-vs-ili posterior with one step size tuned for all chains: the stuck chain's median was
+#: 42, the others' 2.0-2.8; on issue 15's hard posterior the four chains' medians lie within
+#: 1.2x of each other.
+OUTLIER_ENERGY_FACTOR = 5.0
 #: Median of chi^2 with one degree of freedom: ``median(x^2) = 0.455 var(x)`` for Gaussian x.
 CHI2_MEDIAN = 0.45493642311957283
 #: Ratio of the measured to the target energy-error variance above which advice is given.
@@ -70,8 +76,9 @@ def assess(arrays: dict[str, np.ndarray], attrs: dict[str, Any], burn: int = 0) 
 
     Returns:
         ``{"converged", "advice", "rhat_max", "rhat_max_of", "rhat_pk_low_k",
-        "rhat_scalars", "ess_bulk_min", "ess_tail_min", "rejection_rate", "rejected_by",
-        "divergent_rate", "step_size", "energy_error": {...}, "rhat_limit", "min_ess"}``.
+        "rhat_scalars", "ess_bulk_min", "ess_tail_min", "rejection_rate",
+        "rejection_rate_per_chain", "rejected_by", "divergent_rate", "step_size",
+        "energy_error": {...}, "energy_error_median_per_chain", "rhat_limit", "min_ess"}``.
     """
     steps = arrays["samples/logdensity"].shape[1]
     if not 0 <= burn <= steps - 4:
@@ -105,10 +112,16 @@ def assess(arrays: dict[str, np.ndarray], attrs: dict[str, Any], burn: int = 0) 
         "ess_bulk_min": float(np.nanmin(bulk)),
         "ess_tail_min": float(np.nanmin(tail)),
         "rejection_rate": rejection,
+        "rejection_rate_per_chain": (1.0 - np.mean(accepted > 0, axis=1)).tolist()
+        if sampler == "mclmc"
+        else (1.0 - np.mean(accepted, axis=1)).tolist(),
         "rejected_by": rejected_by,
         "divergent_rate": float(np.mean(info["divergent"])),
         "step_size": float(np.mean(info["step_size"])),
         "energy_error": energy,
+        "energy_error_median_per_chain": np.nanmedian(
+            np.abs(np.asarray(info["energy_error"], np.float64)), axis=1
+        ).tolist(),
     }
     mixed = rhat_max < RHAT_LIMIT
     enough = min(out["ess_bulk_min"], out["ess_tail_min"]) >= MIN_ESS
@@ -172,6 +185,7 @@ def _advice(
             f"the warm-up left a step size {step_size:.3g} at which the typical energy error "
             f"has {ratio:.1g} of its target variance: the chains barely move; {fix}."
         )
+    advice.extend(_outlier_chain_advice(out, warmup, variance))
     if out["divergent_rate"] > 0:
         advice.append(
             f"{out['divergent_rate']:.2%} of the trajectories diverged (NaN): lower "
@@ -199,6 +213,32 @@ def _advice(
             f"split-Rhat and the error bars to be reliable; run about --samples {more}."
         )
     return advice
+
+
+def _outlier_chain_advice(out: dict[str, Any], warmup: int, variance: float | None) -> list[str]:
+    """Advice for chains whose median ``|energy error|`` is :data:`OUTLIER_ENERGY_FACTOR` times
+    the chains' typical one: they sit where the step size tuned for all chains is too large,
+    away from the others' typical set, and may stay there for the whole run."""
+    medians = np.asarray(out["energy_error_median_per_chain"])
+    rejected = np.asarray(out["rejection_rate_per_chain"])
+    if medians.size < 2 or not np.all(np.isfinite(medians)):
+        return []
+    outliers = np.flatnonzero(medians > OUTLIER_ENERGY_FACTOR * np.median(medians))
+    if outliers.size == 0:
+        return []
+    others = np.setdiff1d(np.arange(medians.size), outliers)
+    lower = f" or lower --energy-variance (now {variance:g})" if variance else ""
+    they, their = ("they sit", "their") if outliers.size > 1 else ("it sits", "its")
+    return [
+        f"chain{'s' if outliers.size > 1 else ''} {', '.join(str(c) for c in outliers)}: "
+        f"median |energy error| {', '.join(f'{medians[c]:.3g}' for c in outliers)} against "
+        f"{medians[others].min():.3g}-{medians[others].max():.3g} in the others, "
+        f"{', '.join(f'{rejected[c]:.0%}' for c in outliers)} of the steps rejected against "
+        f"{rejected[others].min():.0%}-{rejected[others].max():.0%}: "
+        f"{they} where the step size tuned for all chains is too large, away from the others' "
+        f"typical set, and may not leave; {their} draws are not the posterior's. Run a longer "
+        f"--warmup (now {warmup}){lower} in a new run directory."
+    ]
 
 
 def _bias_advice(

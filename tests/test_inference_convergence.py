@@ -172,7 +172,8 @@ def test_verdict_and_advice_on_known_draws():
     """iid draws at the target energy error: converged, no advice. Chains of b1 on both
     sides of zero: not converged, a prior excluding the sign flip advised. A warm-up that left
     the typical energy error 1e-4 of its target with the Hessian's mass matrix: Fisher's
-    advised."""
+    advised. One chain whose energy errors are 20 times the others' and a fifth of whose steps
+    were rejected: named, with a longer warm-up advised."""
     from inference.convergence import assess
 
     rng = np.random.default_rng(0)
@@ -190,5 +191,12 @@ def test_verdict_and_advice_on_known_draws():
         rng, flipped, 0.01, rng.normal(0, 0.0023, (4, 1000)), mass_matrix="hessian"
     )
     assert any("--mass-matrix fisher" in item for item in assess(*frozen)["advice"])
+    arrays, attrs = _synthetic_chain(rng, 1.2 + 0.01 * rng.standard_normal((4, 1000)))
+    arrays["info/energy_error"][1] *= 20.0
+    arrays["info/acceptance"][1, ::5] = 0.0
+    verdict = assess(arrays, attrs)
+    assert verdict["rejection_rate_per_chain"] == pytest.approx([0.0, 0.2, 0.0, 0.0])
+    (item,) = [a for a in verdict["advice"] if a.startswith("chain 1:")]
+    assert "20% of the steps rejected" in item and "--warmup (now 100)" in item
     with pytest.raises(ValueError, match="burn"):
         assess(*iid, burn=998)
