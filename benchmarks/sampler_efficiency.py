@@ -31,10 +31,9 @@ Each mock is drawn through its posterior's own forward model (white noise -> LPT
   trajectories cross them twice as fast, started next to the MAP, and tuned by
   :func:`inference.samplers.mclmc.pooled_warmup` (one step size and ``L`` for all chains, from
   a bounded energy-error statistic that the rare huge errors at the Poisson likelihood's walls
-  cannot swing, each chain's own in the first half of the warm-up; ``L`` 2.5 times the latent
-  width, about a quarter period; the figures under "Measured" below were pooled throughout),
-  rejecting the steps whose energy error exceeds 30 times its typical size (a trajectory
-  thrown back by such a wall, which, kept, widens the low-k P(k) posterior 1.4-1.8x). ``--sampler``,
+  cannot swing; ``L`` 2.5 times the latent width, about a quarter period), rejecting the steps
+  whose energy error exceeds 30 times its typical size (a trajectory thrown back by such a wall,
+  which, kept, widens the low-k P(k) posterior 1.4-1.8x). ``--sampler``,
   ``--mass-matrix`` and ``--large-scale-speedup`` select another configuration, e.g. the exact
   kernel ``quarter_hmc`` with ``--mass-matrix adapted`` (the Hessian's, rescaled per k-shell by
   a pilot run whose gradients count as warm-up).

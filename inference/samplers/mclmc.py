@@ -2,9 +2,8 @@
 with automatic tuning of the step size and momentum decoherence length L.
 
 Unadjusted MCLMC integrates with :mod:`inference.samplers.isokinetic` (leaf by leaf, so a
-sharded field is never gathered), is tuned by :func:`pooled_warmup` (ours: ``L`` from the
-variances pooled over the chains, each chain's own step size from a statistic robust to the
-rare huge energy errors of a Poisson likelihood) and rejects the steps
+sharded field is never gathered), is tuned by :func:`pooled_warmup` (ours: one tuning shared by
+the chains, robust to the rare huge energy errors of a Poisson likelihood) and rejects the steps
 whose energy error is beyond a cutoff (:func:`sampler`); the adjusted form uses BlackJAX's
 kernel and ``adjusted_mclmc_find_L_and_step_size``. Preconditioning comes from the latent
 reparametrisation (:mod:`inference.precondition`); for the adjusted form BlackJAX's own
@@ -87,9 +86,7 @@ def sampler(
         )
 
     def warmup(key: Array, position, num_steps: int):
-        return pooled_warmup(
-            logdensity_fn, key, position, num_steps, desired_energy_var, energy_cutoff
-        )
+        return pooled_warmup(logdensity_fn, key, position, num_steps, desired_energy_var)
 
     return Sampler("mclmc", warmup, step, lambda state: state.position)
 
@@ -100,10 +97,8 @@ def pooled_warmup(
     position,
     num_steps: int,
     desired_energy_var: float,
-    energy_cutoff: float = ENERGY_CUTOFF,
 ) -> tuple[IntegratorState, MCLMCAdaptationState, Array]:
-    """MCLMC tuning shared by the chains, robust to rare large energy errors and to a chain
-    that starts the warm-up far from the typical set.
+    """MCLMC tuning shared by the chains and robust to rare large energy errors.
 
     The step size is found by dual averaging of ``exp(-dE^2 / (2 v d))`` (``dE`` the energy
     error of a step, ``v = desired_energy_var``, ``d`` the dimension) towards ``1/sqrt(2)``, its
@@ -111,30 +106,20 @@ def pooled_warmup(
     steps whose energy error is thousands of times the typical one (a Poisson likelihood's wall
     where an occupied cell's expected count goes to zero) move the step size by a bounded
     amount; BlackJAX's tuner averages ``dE^2`` and such a step shrinks it several-fold, by a
-    different amount in every chain.
+    different amount in every chain. ``L`` starts at ``sqrt(d)`` (unit latent widths) and ends at
+    :data:`L_PER_WIDTH` times ``sqrt(sum of the position variances)`` measured over the second
+    half. When the chains are vmapped with ``axis_name=CHAIN_AXIS`` the statistic and the
+    variances are averaged over them, so every chain gets the same tuning. A step that returns
+    NaN is undone.
 
-    In the first half each chain averages its own statistic, so a chain where the curvature is
-    higher takes smaller steps until it has reached the typical set; in the second half the
-    chains' dual-averaging states are averaged and go on with the mean of their statistics
-    (when vmapped with ``axis_name=CHAIN_AXIS``), so every chain ends with the same step size.
-    Why both halves, measured:
-
-    - pooled throughout, one chain of the 64^3 fli-vs-ili posterior (2LPT, Neyrinck bias,
-      262,146 dimensions, 4 chains) left the warm-up 1000 below the others in log density; at
-      the shared step size 24% of its steps were rejected and its median ``|dE|`` was 42 (2-3
-      in the others) for all 2000 steps, at sigma8 0.77 against the others' 0.805. At half
-      that step it reached the others' log density and sigma8 in 300 steps, then stayed there
-      at the full step (median ``|dE|`` 1-6, no rejections);
-    - each chain's own statistic throughout gives noisier, smaller step sizes (5.8-9.8 against
-      11.1 pooled on issue 15's hard 16^3 posterior) and a third less ESS per gradient of the
-      low-k P(k).
-
-    ``L`` starts at ``sqrt(d)`` (unit latent widths) and ends at :data:`L_PER_WIDTH` times
-    ``sqrt(sum of the position variances)`` measured over the second half, the variances
-    averaged over the chains. A step that returns NaN, or whose energy error exceeds
-    ``energy_cutoff`` times ``sqrt(v d)`` (as in :func:`sampler`), is undone: kept, such a step
-    can throw a chain where the log density is -1e8 and every later step is NaN (measured on
-    the 64^3 fli-vs-ili posterior with each chain's own step size in the first half).
+    Known failure, measured on the 64^3 fli-vs-ili posterior (2LPT, Neyrinck bias, 262,146
+    dimensions, 4 chains started at the MAP plus a latent normal draw, 500 warm-up steps): the
+    chains first climb towards the joint mode (log density up to 23,000 above the typical set,
+    latent sigma8 up to 70 units from it), where the curvature is higher, then relax into the
+    typical set. A chain still near the mode once the shared step size has grown to suit the
+    others meets energy errors of about 300 (the others' about 1) and stays there for the whole
+    run. Tuning each chain's step size on its own in the first half of the warm-up did not
+    prevent it; :func:`inference.convergence.assess` names such a chain.
 
     Returns:
         ``(state, tuning, num_grads)``.
@@ -145,21 +130,16 @@ def pooled_warmup(
     da_init, da_update, da_final = dual_averaging_adaptation(2**-0.5)
     half = num_steps // 2
     L0 = jnp.sqrt(jnp.float32(dim))
-    cutoff = energy_cutoff * jnp.sqrt(desired_energy_var * dim)
 
     def body(carry, xs):
         state, da_state, total, square = carry
         key, i = xs
         step_size = jnp.exp(da_state.log_step_size)
-        new, energy_error, finite = isokinetic.mclmc_kernel(
-            key, state, logdensity_fn, L0, step_size
-        )
-        stat = jnp.where(finite, jnp.exp(-(energy_error**2) / (2 * desired_energy_var * dim)), 0)
-        ok = finite & (jnp.abs(energy_error) <= cutoff)
-        pooled = i >= half
-        da_state = da_update(da_state, jnp.where(pooled, chain_mean(stat), stat))
+        new, energy_error, ok = isokinetic.mclmc_kernel(key, state, logdensity_fn, L0, step_size)
+        stat = jnp.where(ok, jnp.exp(-(energy_error**2) / (2 * desired_energy_var * dim)), 0)
+        da_state = da_update(da_state, chain_mean(stat))
         state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
-        weight = pooled.astype(jnp.float32)
+        weight = (i >= half).astype(jnp.float32)
         total = jax.tree.map(lambda t, x: t + weight * x, total, state.position)
         square = jax.tree.map(lambda t, x: t + weight * x**2, square, state.position)
         return (state, da_state, total, square), None
@@ -167,13 +147,7 @@ def pooled_warmup(
     zero = jax.tree.map(jnp.zeros_like, position)
     carry = (state, da_init(0.25 * L0), zero, zero)
     steps = (jax.random.split(key_run, num_steps), jnp.arange(num_steps))
-    first, second = (
-        jax.tree.map(lambda x: x[:half], steps),
-        jax.tree.map(lambda x: x[half:], steps),
-    )
-    carry, _ = jax.lax.scan(body, carry, first)
-    carry = (carry[0], _mean_dual_averaging(carry[1]), *carry[2:])
-    (state, da_state, total, square), _ = jax.lax.scan(body, carry, second)
+    (state, da_state, total, square), _ = jax.lax.scan(body, carry, steps)
     count = num_steps - half
     variance = jax.tree.map(
         lambda t, q: jnp.sum(chain_mean(q / count) - chain_mean(t / count) ** 2), total, square
@@ -184,15 +158,6 @@ def pooled_warmup(
         inverse_mass_matrix=jnp.ones((), jnp.float32),
     )
     return state, tuning, jnp.asarray(GRADS_PER_STEP * num_steps, jnp.int32)
-
-
-def _mean_dual_averaging(da_state):
-    """The dual-averaging state averaged over the chains (its step counter is common)."""
-    return da_state._replace(
-        log_step_size=chain_mean(da_state.log_step_size),
-        log_step_size_avg=chain_mean(da_state.log_step_size_avg),
-        avg_error=chain_mean(da_state.avg_error),
-    )
 
 
 def adjusted_sampler(
