@@ -31,9 +31,10 @@ LOW_K_BINS = 3
 MAX_REJECTION = 0.01
 #: A chain whose median ``|energy error|`` exceeds this many times the median of the chains'
 #: medians is reported as sitting outside the others' typical set. Measured on the 64^3
-#: fli-vs-ili posterior (:func:`inference.samplers.mclmc.pooled_warmup`'s known failure): the
-#: stuck chain's median 43.5 against 2.3-3.4, and in another run 32.7 against 0.75-0.78; on
-#: issue 15's hard posterior the four chains' medians lie within 1.2x of each other.
+#: fli-vs-ili posterior when one step size was tuned for all chains (see
+#: :func:`inference.samplers.mclmc.pooled_warmup`): the stuck chain's median 43.5 against
+#: 2.3-3.4, and in another run 32.7 against 0.75-0.78; on issue 15's hard posterior the four
+#: chains' medians lie within 1.2x of each other.
 OUTLIER_ENERGY_FACTOR = 5.0
 #: Median of chi^2 with one degree of freedom: ``median(x^2) = 0.455 var(x)`` for Gaussian x.
 CHI2_MEDIAN = 0.45493642311957283
@@ -217,7 +218,7 @@ def _advice(
 
 def _outlier_chain_advice(out: dict[str, Any], warmup: int, variance: float | None) -> list[str]:
     """Advice for chains whose median ``|energy error|`` is :data:`OUTLIER_ENERGY_FACTOR` times
-    the chains' typical one: they sit where the step size tuned for all chains is too large,
+    the chains' typical one: they sit where their step size is too large,
     away from the others' typical set, and may stay there for the whole run."""
     medians = np.asarray(out["energy_error_median_per_chain"])
     rejected = np.asarray(out["rejection_rate_per_chain"])
@@ -235,7 +236,7 @@ def _outlier_chain_advice(out: dict[str, Any], warmup: int, variance: float | No
         f"{medians[others].min():.3g}-{medians[others].max():.3g} in the others, "
         f"{', '.join(f'{rejected[c]:.0%}' for c in outliers)} of the steps rejected against "
         f"{rejected[others].min():.0%}-{rejected[others].max():.0%}: "
-        f"{they} where the step size tuned for all chains is too large, away from the others' "
+        f"{they} where the step size is too large, away from the others' "
         f"typical set, and may not leave; {their} draws are not the posterior's. Run a longer "
         f"--warmup (now {warmup}){lower} in a new run directory."
     ]

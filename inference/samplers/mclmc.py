@@ -2,13 +2,13 @@
 with automatic tuning of the step size and momentum decoherence length L.
 
 Unadjusted MCLMC integrates with :mod:`inference.samplers.isokinetic` (leaf by leaf, so a
-sharded field is never gathered), is tuned by :func:`pooled_warmup` (ours: one tuning shared by
-the chains, robust to the rare huge energy errors of a Poisson likelihood) and rejects the steps
-whose energy error is beyond a cutoff (:func:`sampler`); the adjusted form uses BlackJAX's
-kernel and ``adjusted_mclmc_find_L_and_step_size``. Preconditioning comes from the latent
-reparametrisation (:mod:`inference.precondition`); for the adjusted form BlackJAX's own
-diagonal preconditioning can be switched on on top of it. Both integrators are McLachlan's
-minimal-norm scheme: two gradients per step.
+sharded field is never gathered), is tuned by :func:`pooled_warmup` (ours: ``L`` pooled over
+the chains, a step size per chain, robust to the rare huge energy errors of a Poisson
+likelihood) and rejects the steps whose energy error is beyond a cutoff (:func:`sampler`);
+the adjusted form uses BlackJAX's kernel and ``adjusted_mclmc_find_L_and_step_size``.
+Preconditioning comes from the latent reparametrisation (:mod:`inference.precondition`); for
+the adjusted form BlackJAX's own diagonal preconditioning can be switched on on top of it.
+Both integrators are McLachlan's minimal-norm scheme: two gradients per step.
 """
 
 from __future__ import annotations
@@ -86,7 +86,9 @@ def sampler(
         )
 
     def warmup(key: Array, position, num_steps: int):
-        return pooled_warmup(logdensity_fn, key, position, num_steps, desired_energy_var)
+        return pooled_warmup(
+            logdensity_fn, key, position, num_steps, desired_energy_var, energy_cutoff
+        )
 
     return Sampler("mclmc", warmup, step, lambda state: state.position)
 
@@ -97,29 +99,38 @@ def pooled_warmup(
     position,
     num_steps: int,
     desired_energy_var: float,
+    energy_cutoff: float = ENERGY_CUTOFF,
 ) -> tuple[IntegratorState, MCLMCAdaptationState, Array]:
-    """MCLMC tuning shared by the chains and robust to rare large energy errors.
+    """MCLMC tuning: ``L`` pooled over the chains, a step size per chain, robust to rare large
+    energy errors.
 
-    The step size is found by dual averaging of ``exp(-dE^2 / (2 v d))`` (``dE`` the energy
-    error of a step, ``v = desired_energy_var``, ``d`` the dimension) towards ``1/sqrt(2)``, its
-    mean when ``dE`` is Gaussian with variance ``v d``. The statistic is bounded, so the rare
-    steps whose energy error is thousands of times the typical one (a Poisson likelihood's wall
-    where an occupied cell's expected count goes to zero) move the step size by a bounded
-    amount; BlackJAX's tuner averages ``dE^2`` and such a step shrinks it several-fold, by a
-    different amount in every chain. ``L`` starts at ``sqrt(d)`` (unit latent widths) and ends at
-    :data:`L_PER_WIDTH` times ``sqrt(sum of the position variances)`` measured over the second
-    half. When the chains are vmapped with ``axis_name=CHAIN_AXIS`` the statistic and the
-    variances are averaged over them, so every chain gets the same tuning. A step that returns
-    NaN is undone.
+    Each chain's step size is found by dual averaging of its own ``exp(-dE^2 / (2 v d))``
+    (``dE`` the energy error of its step, ``v = desired_energy_var``, ``d`` the dimension)
+    towards ``1/sqrt(2)``, the statistic's mean when ``dE`` is Gaussian with variance ``v d``.
+    The statistic is bounded, so the rare steps whose energy error is thousands of times the
+    typical one (a Poisson likelihood's wall where an occupied cell's expected count goes to
+    zero) move the step size by a bounded amount; BlackJAX's tuner averages ``dE^2`` and such a
+    step shrinks it several-fold. A step that returns NaN, or whose energy error exceeds
+    ``energy_cutoff`` times ``sqrt(v d)`` (as in :func:`sampler`), is undone.
 
-    Known failure, measured on the 64^3 fli-vs-ili posterior (2LPT, Neyrinck bias, 262,146
-    dimensions, 4 chains started at the MAP plus a latent normal draw, 500 warm-up steps): the
-    chains first climb towards the joint mode (log density up to 23,000 above the typical set,
-    latent sigma8 up to 70 units from it), where the curvature is higher, then relax into the
-    typical set. A chain still near the mode once the shared step size has grown to suit the
-    others meets energy errors of about 300 (the others' about 1) and stays there for the whole
-    run. Tuning each chain's step size on its own in the first half of the warm-up did not
-    prevent it; :func:`inference.convergence.assess` names such a chain.
+    Why a step size per chain, measured on the 64^3 fli-vs-ili posterior (2LPT, Neyrinck bias,
+    262,146 dimensions, 4 chains started at the MAP plus a latent normal draw, 500 warm-up
+    steps): the chains first climb towards the joint mode (log density up to 23,000 above the
+    typical set, latent sigma8 up to 70 units from it), where the curvature is higher, then
+    relax into the typical set. With one step size for all chains (the mean of their
+    statistics), a chain still near the mode once that step had grown to suit the others met
+    energy errors of about 300 (the others' about 1) and stayed there for the whole run (two
+    runs out of two; split-Rhat of the low-k P(k) 1.5-2.0). With its own, that chain's step
+    went down to 18 while the others' were 43-48, and all four reached the typical set
+    (final steps 35-38). Why the cutoff: without it, a chain with its own step size was thrown
+    where the log density is -2e8 and every later step is NaN. On issue 15's hard 16^3
+    posterior (4 x 3000 steps) both tunings give the same ESS per gradient of the low-k P(k)
+    (10.6, 12.0, 14.7 per 1000 with a step per chain; 10.7, 12.6, 12.8 pooled).
+
+    ``L`` starts at ``sqrt(d)`` (unit latent widths) and ends at :data:`L_PER_WIDTH` times
+    ``sqrt(sum of the position variances)`` measured over the second half; when the chains are
+    vmapped with ``axis_name=CHAIN_AXIS`` the variances are averaged over them, so every chain
+    gets the same ``L``.
 
     Returns:
         ``(state, tuning, num_grads)``.
@@ -130,14 +141,18 @@ def pooled_warmup(
     da_init, da_update, da_final = dual_averaging_adaptation(2**-0.5)
     half = num_steps // 2
     L0 = jnp.sqrt(jnp.float32(dim))
+    cutoff = energy_cutoff * jnp.sqrt(desired_energy_var * dim)
 
     def body(carry, xs):
         state, da_state, total, square = carry
         key, i = xs
         step_size = jnp.exp(da_state.log_step_size)
-        new, energy_error, ok = isokinetic.mclmc_kernel(key, state, logdensity_fn, L0, step_size)
-        stat = jnp.where(ok, jnp.exp(-(energy_error**2) / (2 * desired_energy_var * dim)), 0)
-        da_state = da_update(da_state, chain_mean(stat))
+        new, energy_error, finite = isokinetic.mclmc_kernel(
+            key, state, logdensity_fn, L0, step_size
+        )
+        stat = jnp.where(finite, jnp.exp(-(energy_error**2) / (2 * desired_energy_var * dim)), 0)
+        da_state = da_update(da_state, stat)
+        ok = finite & (jnp.abs(energy_error) <= cutoff)
         state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
         weight = (i >= half).astype(jnp.float32)
         total = jax.tree.map(lambda t, x: t + weight * x, total, state.position)
