@@ -423,8 +423,9 @@ def run_chains(
         posterior_attrs: JSON-able description of the data/model, stored as an attribute.
         progress: show progress (:func:`cosmolaw.progress.progress_bar`: a bar on a
             terminal, a line per tenth of the steps in a log) with the convergence verdict so
-            far at every checkpoint; before that, the forward-model runs of the set-up and of
-            the warm-up (in a log, a line at the 1st, 2nd, 4th, ... run and one at the end).
+            far, renewed every tenth of the steps; before that, the forward-model runs of the
+            set-up and of the warm-up (in a log, a line at the 1st, 2nd, 4th, ... run and one
+            at the end).
         stop_after: stop (as an interruption would) once this many steps are done; the
             checkpoint is written first.
 
@@ -589,8 +590,9 @@ def _resume(posterior, config, path) -> ChainRun:
 
 def _sample(run: ChainRun, chain_keys, path: Path, attrs: dict, target: int, progress: bool):
     """Advance the chains to ``target`` steps with checkpoints; the progress shows the last
-    chunk's acceptance, step size and energy error, and from the first checkpoint on the
-    convergence verdict so far (worst split-Rhat, rejection rate, converged or not)."""
+    chunk's acceptance, step size and energy error, and the convergence verdict of the draws
+    so far (worst split-Rhat, rejection rate, converged or not), renewed every tenth of the
+    steps."""
     config = run.setup.config
     last_saved = run.steps_done
     bar = progress_bar(
@@ -603,7 +605,10 @@ def _sample(run: ChainRun, chain_keys, path: Path, attrs: dict, target: int, pro
     grads = int(np.sum(run.arrays.get("info/num_grads", 0))) + int(
         np.sum(run.arrays["warmup/num_grads"])
     )
+    # The verdict (about 0.1-1 s at thousands of steps) is renewed every tenth of the steps,
+    # as often as a batch log prints a line.
     verdict: dict[str, str] = {}
+    judged, tenth = run.steps_done, max(config.num_samples // 10, 1)
     while run.steps_done < target:
         records = run.advance(chain_keys)
         grads += int(np.sum(records["info/num_grads"]))
@@ -617,7 +622,8 @@ def _sample(run: ChainRun, chain_keys, path: Path, attrs: dict, target: int, pro
         if run.steps_done - last_saved >= config.checkpoint_every or run.steps_done >= target:
             run.save(path, attrs)
             last_saved = run.steps_done
-            verdict = _verdict_postfix(run, attrs) if progress else {}
+        if progress and (run.steps_done - judged >= tenth or run.steps_done >= target):
+            verdict, judged = _verdict_postfix(run, attrs), run.steps_done
         bar.set_postfix(**postfix, grads=grads, **verdict)
         bar.update(config.thin)
     bar.close()
