@@ -319,7 +319,8 @@ def infer_field_level(data: MockData, config: dict[str, Any], out_dir: Path) -> 
 @dataclass(frozen=True)
 class TrainingData:
     """Step 3: the training set (``inference.implicit.training_set.TrainingSet``), the
-    observed galaxy P(k) of the mock ``(nbins,)`` [(Mpc/h)^3] and the seconds it took."""
+    observed galaxy P(k) of the mock ``(nbins,)`` [(Mpc/h)^3] and the seconds its simulations
+    took (also when it was read back from an earlier run's directory)."""
 
     data: Any
     observed_pk: np.ndarray
@@ -349,7 +350,11 @@ def simulate_training(data: MockData, config: dict[str, Any], out_dir: Path) -> 
     )
     path = simulate_training_set(spec, out_dir / "training")
     _, observed = galaxy_power(data.mock.counts, data.mock.selection, data.conf.box)
-    return TrainingData(read_training_set(path), observed, time.perf_counter() - t0)
+    training = read_training_set(path)
+    seconds = training.simulation_seconds
+    if not np.isfinite(seconds):  # a set simulated before the seconds were stored
+        seconds = time.perf_counter() - t0
+    return TrainingData(training, observed, seconds)
 
 
 def infer_implicit(

@@ -2,6 +2,7 @@
 resumed after an interruption without redoing the finished parts."""
 
 import dataclasses
+import itertools
 
 import h5py
 import numpy as np
@@ -35,6 +36,8 @@ def _spec(**changes):
 def test_training_set_round_trips_and_resumes(tmp_path, monkeypatch):
     spec = _spec()
     calls = []
+    clock = itertools.count(step=10.0)  # every chunk takes 10 s on this clock
+    monkeypatch.setattr(ts, "perf_counter", lambda: next(clock))
     original = ts.simulate_member
 
     def interrupted(spec, index):
@@ -55,6 +58,8 @@ def test_training_set_round_trips_and_resumes(tmp_path, monkeypatch):
     path = ts.simulate_training_set(spec, tmp_path / "a", progress=False)
     assert calls == [2, 3, 4]  # the finished chunk (members 0, 1) was kept
     assert not (tmp_path / "a" / ts.PARTS_DIR).exists()
+    # The set's cost charges the chunk of the interrupted run beside the two resumed ones.
+    assert ts.read_training_set(path).simulation_seconds == 30.0
 
     # Another chunking in one go gives the same set.
     other = ts.simulate_training_set(_spec(chunk=5), tmp_path / "b", progress=False)

@@ -34,6 +34,7 @@ import json
 import math
 import os
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -196,10 +197,12 @@ def _merge(spec: TrainingSetSpec, out_dir: Path, chunks: int) -> Path:
     from cosmolaw.io import atomic_h5, set_attrs, write_toml
 
     parts = {"theta": [], "seeds": [], "pk": []}
+    seconds = 0.0
     for c in range(chunks):
         with h5py.File(_chunk_path(out_dir, c), "r") as f:
             for name in parts:
                 parts[name].append(f[name][()])
+            seconds += float(f.attrs.get("seconds", np.nan))  # NaN: a chunk of older code
             k = f["k"][()]
             counts_dtype = f["counts"].dtype
     data = {name: np.concatenate(v) for name, v in parts.items()}
@@ -219,6 +222,7 @@ def _merge(spec: TrainingSetSpec, out_dir: Path, chunks: int) -> Path:
         set_attrs(f, spec.attrs())
         set_attrs(f, spec.obs.to_dict(), prefix="observation/")
         f.attrs["signature"] = spec.signature()
+        f.attrs["simulation_seconds"] = seconds
         for name, value, units, description in (
             ("theta", data["theta"], "1", "parameters drawn from the prior (n, p)"),
             ("seeds", data["seeds"], "1", "initial-conditions seed of each member"),
@@ -290,12 +294,14 @@ def simulate_training_set(
             disable=not (progress and rank == 0),
         ) as bar:
             for c in todo:
-                rows = []
+                start, rows = perf_counter(), []
                 for i in _chunk_members(spec, c):
                     rows.append(simulate_member(spec, i))
                     bar.update(1)
+                seconds = perf_counter() - start
                 with atomic_h5(_chunk_path(out_dir, c)) as f:
                     f.attrs["signature"] = signature
+                    f.attrs["seconds"] = seconds
                     f["theta"] = np.stack([r[0] for r in rows])
                     f["seeds"] = np.asarray([r[1] for r in rows], np.int64)
                     f["k"] = rows[0][2]
@@ -342,6 +348,12 @@ class TrainingSet:
                 return f["counts"][()]
             unique, inverse = np.unique(np.asarray(rows, int), return_inverse=True)
             return f["counts"][unique][inverse]
+
+    @property
+    def simulation_seconds(self) -> float:
+        """Seconds spent simulating the members, summed over the chunks (over the MPI ranks
+        and the interrupted runs that wrote them); NaN for a set written before it was kept."""
+        return float(self.attrs.get("simulation_seconds", np.nan))
 
     @property
     def prior(self) -> Any:
