@@ -190,7 +190,11 @@ def counts_posterior(
         name += f" over {num_shards(grid[0])} devices"
     sampled = {g: t for g, t in priors.items() if t}
     devices_mesh = None if grid is None else grid[0]
-    return FieldPosterior(conf.mesh, conf.box, linear, evolve, loglik, sampled, name, devices_mesh)
+    blind = np.asarray(selection) <= 0
+    unobserved = _on_grid(jnp.asarray(blind), grid) if blind.any() else None
+    return FieldPosterior(
+        conf.mesh, conf.box, linear, evolve, loglik, sampled, name, devices_mesh, unobserved
+    )
 
 
 def allowed_devices(conf: SimConfig) -> list[int]:

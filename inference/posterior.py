@@ -53,6 +53,10 @@ class FieldPosterior:
         devices: ``None`` (one device), or the 1D device mesh of the slab decomposition
             (``simulator.distributed.mesh.device_mesh``) that ``linear`` and ``evolve`` run
             on; ``s`` and the fields are then sharded along axis 0 (:attr:`field_sharding`).
+        unobserved: ``None`` (the data cover every cell), or a boolean ``(m, m, m)`` array,
+            true on the cells the data say nothing about (zero selection, a survey mask),
+            which the curvature preconditioners take into account
+            (:mod:`inference.precondition`).
     """
 
     mesh: int
@@ -63,6 +67,7 @@ class FieldPosterior:
     priors: Mapping[str, Mapping[str, tuple[float, float]]]
     name: str = "field posterior"
     devices: Mesh | None = None
+    unobserved: Array | None = None
 
     def __post_init__(self) -> None:
         if self.mesh < 2:
