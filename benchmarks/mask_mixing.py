@@ -54,7 +54,6 @@ def run(mesh: int, mock: int, leg: str, args: argparse.Namespace, out: Path) -> 
     from inference.chain_file import read_arrays
     from inference.diagnostics import ess_bulk, split_rhat
     from inference.driver import run_chains
-    from inference.models import counts_posterior
 
     config = {
         **fli_vs_ili.FULL,
@@ -67,17 +66,7 @@ def run(mesh: int, mock: int, leg: str, args: argparse.Namespace, out: Path) -> 
         "samples": args.samples,
         "thin": args.samples // 10,
     }
-    data = fli_vs_ili.simulate_mock(config)
-    posterior = counts_posterior(
-        data.mock.counts,
-        data.mock.selection,
-        data.conf,
-        data.cosmo,
-        data.obs,
-        config["model"],
-        bias_priors={},
-        cosmo_priors=fli_vs_ili.gaussian_prior(config),
-    )
+    posterior = fli_vs_ili.field_posterior(fli_vs_ili.simulate_mock(config), config)
     if leg == "diagonal":
         posterior = dataclasses.replace(posterior, unobserved=None)
     t0 = time.perf_counter()

@@ -263,6 +263,25 @@ def gaussian_prior(config: dict[str, Any]) -> dict[str, tuple[float, float]]:
     }
 
 
+def field_posterior(data: MockData, config: dict[str, Any], conf: Any = None) -> Any:
+    """The field-level leg's ``inference.posterior.FieldPosterior``: the white noise and
+    (Omega_m, sigma8) under :func:`gaussian_prior` given the mock's counts, its bias law,
+    nbar and selection known; ``conf`` replaces the mock's ``SimConfig`` (e.g. its gradient
+    method)."""
+    from inference.models import counts_posterior
+
+    return counts_posterior(
+        data.mock.counts,
+        data.mock.selection,
+        data.conf if conf is None else conf,
+        data.cosmo,
+        data.obs,
+        config["model"],
+        bias_priors={},
+        cosmo_priors=gaussian_prior(config),
+    )
+
+
 def infer_field_level(data: MockData, config: dict[str, Any], out_dir: Path) -> Posterior:
     """Step 2: chains of the white noise and (Omega_m, sigma8) in
     ``out_dir/chains/field-<digest>`` (``experiments.core.field_inference.sample_chains``:
@@ -270,20 +289,9 @@ def infer_field_level(data: MockData, config: dict[str, Any], out_dir: Path) -> 
     from experiments.core.field_inference import sample_chains
     from inference.chain_file import read_arrays
     from inference.diagnostics import ess_bulk, split_rhat
-    from inference.models import counts_posterior
 
     t0 = time.perf_counter()
-    mock = data.mock
-    posterior = counts_posterior(
-        mock.counts,
-        mock.selection,
-        data.conf,
-        data.cosmo,
-        data.obs,
-        config["model"],
-        bias_priors={},
-        cosmo_priors=gaussian_prior(config),
-    )
+    posterior = field_posterior(data, config)
     model = {
         "mock": data.obs.to_dict(),
         "mock_seed": int(config["mock_seed"]),
@@ -457,22 +465,12 @@ def fisher_forecast(data: MockData, config: dict[str, Any]) -> Fisher:
     import jax
     import jax.numpy as jnp
 
-    from inference.models import counts_posterior
     from simulator.observe.mock import expected_counts
 
     t0 = time.perf_counter()
     conf = dataclasses.replace(data.conf, gradient="autodiff")
     mock, obs = data.mock, data.obs
-    posterior = counts_posterior(
-        mock.counts,
-        mock.selection,
-        conf,
-        data.cosmo,
-        obs,
-        config["model"],
-        bias_priors={},
-        cosmo_priors=gaussian_prior(config),
-    )
+    posterior = field_posterior(data, config, conf)
     s = jnp.asarray(data.truth["white_noise"], jnp.float32)
     selection = jnp.asarray(mock.selection, jnp.float32)
 
