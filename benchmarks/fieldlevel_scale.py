@@ -17,8 +17,9 @@ cell, bias and cosmology fixed; the mock is drawn through the same forward model
   control (BlackJAX's tuner on cosmolaw's latent density); split-Rhat is cosmolaw's, the
   maximum over the P(k) bins, the 20 Fourier modes and the scalars
   (:func:`sampler_efficiency.run_posterior`, imported, not copied). ``--chains``,
-  ``--samples`` and ``--warmup`` size it: the 64^3 leg is meant for 2 chains of about an hour
-  each on 2 cores (``--sample-meshes 64 --chains 2 --samples 4000 --warmup 400``).
+  ``--samples`` and ``--warmup`` size it. Every MCLMC step costs two gradients (0.67 s each at
+  64^3 on 2 cores), so 2 chains x (400 + 4000) steps (``--sample-meshes 64 --chains 2
+  --samples 4000 --warmup 400``) take about 3.3 h on 2 cores for each of the three legs.
 - ``memory`` (``--memory-meshes``, default 128, 256, 512, and ``--memory-512-1024``): the
   compiled memory of one posterior gradient (the same posterior with the counts as an
   argument) at ``m^3`` particles on an ``m^3`` mesh, and at 512^3 particles on a 1024^3 mesh
