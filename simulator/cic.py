@@ -19,32 +19,30 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-#: Default particles per chunk on a CPU device that has the host's cores to itself: one chunk
-#: up to 2^22 particles (a 160^3 lattice, ~0.7 GB of temporaries). XLA compiles the fused
-#: elementwise work of a chunk inside a ``lax.scan`` into slower code (per particle, 3.5 times
-#: the time of the same fusions outside a loop in a profile at 64^3): a 10-step PM gradient on
-#: 2 cores took 0.92 s in one chunk against 1.88 s in chunks of 2^17 at 64^3, 3.05 against
-#: 5.36 s at 96^3, and the forward run 1.83 against 3.25 s at 128^3 (0.29 against 0.38 s at
-#: 64^3, 1.07 against 1.00 s at 96^3).
-CPU_CHUNK = 2**22
-#: Default per device on CPUs when the host's cores are shared among devices (sharded runs,
-#: one core each): the gathered corners of a chunk (8 x 3 values per particle, ~13 MB) then
-#: fit in a shared L3 cache beside another device's; a PM step at 80^3 on 2 host devices runs
-#: twice as fast as with 2^20 (``benchmarks/scaling.py``).
-CPU_SHARD_CHUNK = 2**17
+#: Default particles per chunk on CPUs: the gathered corners of a chunk (8 x 3 values per
+#: particle, ~13 MB) then fit in a shared L3 cache beside another device's; a PM step at
+#: 80^3 on 2 host devices runs twice as fast as with 2^20 (``benchmarks/scaling.py``), and the
+#: gradient of a 2LPT posterior at 64^3 (one paint) took 0.08 s against 0.11 s in one chunk.
+CPU_CHUNK = 2**17
+#: Default on CPUs for the PM force inside the time-step loop (``simulator.gravity``): one chunk
+#: up to 2^22 particles (a 160^3 lattice, ~0.7 GB of temporaries). Chunk loops nested in the
+#: time-step loop compile to slower code (in a profile at 64^3 their fused elementwise work ran
+#: 3.5 times slower per particle): the 10-step PM gradient on 2 cores took 0.92 s in one chunk
+#: against 1.88 s in chunks of 2^17 at 64^3, and 3.05 s against 5.36 s at 96^3.
+CPU_FORCE_CHUNK = 2**22
 #: Default on accelerators: few large chunks keep the device busy.
 ACCELERATOR_CHUNK = 2**20
 
 
-def chunk_particles(chunk_size: int | None, sharded: bool = False) -> int:
+def chunk_particles(chunk_size: int | None, force: bool = False) -> int:
     """Particles per scatter/gather chunk: ``chunk_size``, or when ``None`` the default of
     the backend that runs the computation (``ACCELERATOR_CHUNK``; on CPUs ``CPU_CHUNK``, or
-    ``CPU_SHARD_CHUNK`` per device of a ``sharded`` computation)."""
+    ``CPU_FORCE_CHUNK`` for the PM ``force`` evaluation)."""
     if chunk_size is not None:
         return chunk_size
     if jax.default_backend() != "cpu":
         return ACCELERATOR_CHUNK
-    return CPU_SHARD_CHUNK if sharded else CPU_CHUNK
+    return CPU_FORCE_CHUNK if force else CPU_CHUNK
 
 
 def _stencil(pos: Array, n: int) -> tuple[Array, tuple[Array, Array, Array]]:

@@ -52,6 +52,12 @@ def density_contrast(disp: Array, conf: SimConfig, weights: Array | None = None)
     return counts * (conf.mesh**3 / conf.num_particles) - 1.0
 
 
+def _force_chunk(conf: SimConfig) -> int:
+    """Particles per CIC chunk of the force evaluation (``simulator.cic.CPU_FORCE_CHUNK`` on
+    CPUs unless ``conf.chunk_size`` is set)."""
+    return cic.chunk_particles(conf.chunk_size, force=True)
+
+
 def _force_kernels(conf: SimConfig) -> tuple[Array, ...]:
     """Real factors ``K_j / k^2`` (Mpc/h) with ``acc_k = i K_j / k^2 delta_k``, ``K`` the gradient
     kernel; optionally divided by the squared CIC window (paint and readout)."""
@@ -113,7 +119,7 @@ def _lean_acceleration(pos: Array, delta_k: Array, conf: SimConfig) -> Array:
     """Acceleration ``(N, 3)`` read out one force component at a time (one mesh alive)."""
     custom = conf.gradient == "adjoint"
     comps = [
-        cic.readout(_component(delta_k, kern), pos, conf.chunk_size, custom)
+        cic.readout(_component(delta_k, kern), pos, _force_chunk(conf), custom)
         for kern in _force_kernels(conf)
     ]
     return jnp.stack(comps, axis=-1)
@@ -132,13 +138,13 @@ def acceleration_and_mesh(disp: Array, conf: SimConfig) -> tuple[Array, Array]:
     """
     custom = conf.gradient == "adjoint"
     pos = mesh_positions(disp, conf)
-    counts = cic.paint(pos, conf.mesh, None, conf.chunk_size, custom_vjp=custom)
+    counts = cic.paint(pos, conf.mesh, None, _force_chunk(conf), custom_vjp=custom)
     delta = counts * (conf.mesh**3 / conf.num_particles) - 1.0
     if not keeps_force_mesh(conf):
         delta_k = fft.rfftn(delta)
         return _lean_acceleration(pos, delta_k, conf), delta_k
     mesh = force_mesh(delta, conf)
-    return cic.readout(mesh, pos, conf.chunk_size, custom_vjp=custom), mesh
+    return cic.readout(mesh, pos, _force_chunk(conf), custom_vjp=custom), mesh
 
 
 def acceleration(disp: Array, conf: SimConfig) -> Array:
@@ -161,7 +167,7 @@ def acceleration_vjp(disp: Array, mesh: Array, acc_ct: Array, conf: SimConfig) -
     Returns:
         Cotangent of ``disp``, shape ``(N, 3)``.
     """
-    n, chunk = conf.mesh, conf.chunk_size
+    n, chunk = conf.mesh, _force_chunk(conf)
     pos = mesh_positions(disp, conf)
     if not keeps_force_mesh(conf):
         return _lean_acceleration_vjp(pos, mesh, acc_ct, conf) * (n / conf.box)
@@ -177,7 +183,7 @@ def acceleration_vjp(disp: Array, mesh: Array, acc_ct: Array, conf: SimConfig) -
 def _lean_acceleration_vjp(pos: Array, delta_k: Array, acc_ct: Array, conf: SimConfig) -> Array:
     """:func:`acceleration_vjp` from the density's modes ``delta_k``, one force component
     at a time; returns the position cotangent ``(N, 3)`` in 1 / cell units."""
-    n, chunk = conf.mesh, conf.chunk_size
+    n, chunk = conf.mesh, _force_chunk(conf)
     direct, delta_ct_k = jnp.zeros_like(pos), jnp.zeros_like(delta_k)
     for j, kern in enumerate(_force_kernels(conf)):
         ct = acc_ct[:, j : j + 1]

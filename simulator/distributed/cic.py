@@ -154,8 +154,8 @@ def paint(
         halo: planes (cells) painted beyond each side of a slab; see ``check_halo`` and
             ``required_halo``.
         weights: ``None`` (unit mass), ``(N,)`` or ``(N, C)``, sharded like ``pos``.
-        chunk_size: particles per chunk on each device (``None``: the backend's default
-            for a sharded computation, ``simulator.cic.chunk_particles``).
+        chunk_size: particles per chunk on each device (``None``: the backend's default,
+            ``simulator.cic.chunk_particles``).
 
     Returns:
         Mesh ``(n, n, n)`` (or ``(n, n, n, C)``) sharded along axis 0, equal to
@@ -163,8 +163,7 @@ def paint(
     """
     check_halo(halo, n, mesh)
     vals, scalar = cic.weight_columns(pos, weights)
-    chunk = cic.chunk_particles(chunk_size, sharded=True)
-    fn = partial(_paint_local, n=n, p=num_shards(mesh), halo=halo, chunk=chunk)
+    fn = partial(_paint_local, n=n, p=num_shards(mesh), halo=halo, chunk=chunk_size)
     out = jax.shard_map(fn, mesh=mesh, in_specs=(REAL_SPEC, REAL_SPEC), out_specs=REAL_SPEC)(
         pos, vals
     )
@@ -188,8 +187,7 @@ def readout(
     n = field.shape[0]
     check_halo(halo, n, mesh)
     columns = field[..., None] if field.ndim == 3 else field
-    chunk = cic.chunk_particles(chunk_size, sharded=True)
-    fn = partial(_readout_local, n=n, p=num_shards(mesh), halo=halo, chunk=chunk)
+    fn = partial(_readout_local, n=n, p=num_shards(mesh), halo=halo, chunk=chunk_size)
     out = jax.shard_map(fn, mesh=mesh, in_specs=(REAL_SPEC, REAL_SPEC), out_specs=REAL_SPEC)(
         columns, pos
     )
