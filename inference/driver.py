@@ -473,13 +473,14 @@ def _counted(posterior: FieldPosterior) -> FieldPosterior:
 
 
 @contextlib.contextmanager
-def _stage(desc: str, progress: bool) -> Iterator[None]:
+def _stage(desc: str, progress: bool, total: int | None = None) -> Iterator[None]:
     """Show a stage's forward-model runs (all chains together) as they happen: the set-up and
     warm-up are single compiled programs that can take many minutes at 64^3 with PM. The
     first line, at once, says the stage is compiling (about 2 minutes for the set-up at 64^3
-    with PM before its first run)."""
+    with PM before its first run); ``total``, when the stage's number of runs is known, gives
+    the bar its percentage and time left."""
     _ForwardRuns.bar = progress_bar(
-        total=None, desc=desc, unit="forward runs", disable=not progress
+        total=total, desc=desc, unit="forward runs", disable=not progress
     )
     _ForwardRuns.bar.set_postfix_str("compiling")
     _ForwardRuns.bar.refresh()
@@ -511,11 +512,21 @@ def _start(posterior, config, keys, truth, path: Path, attrs: dict, progress: bo
         trees = {"precond": precond, "starts": starts}
         set_up_attrs = {**attrs, "stage": "set-up", "steps_done": 0, "complete": False}
         write_chain_file(path, arrays, trees, set_up_attrs)
-    with _stage(f"warm-up: {config.sampler} ({config.blocks}) x{config.num_chains}", progress):
+    desc = f"warm-up: {config.sampler} ({config.blocks}) x{config.num_chains}"
+    with _stage(desc, progress, _warmup_forward_runs(posterior, config, precond)):
         warmup = _warmup_fn(counted, _kind(config), config.num_warmup)
         states, tunings, warm_grads = jax.block_until_ready(warmup(precond, keys["warmup"], starts))
     arrays["warmup/num_grads"] = arrays["warmup/num_grads"] + np.asarray(warm_grads)
     return ChainRun(_Setup(posterior, config, precond), states, tunings, arrays, 0)
+
+
+def _warmup_forward_runs(
+    posterior: FieldPosterior, config: RunConfig, precond: Preconditioner
+) -> int | None:
+    """Forward-model runs of the warm-up, all chains together, or ``None`` when the sampler
+    does not fix them (:attr:`inference.samplers.Sampler.warmup_forward_runs`)."""
+    per_chain = _sampler(posterior, _kind(config), precond).warmup_forward_runs
+    return None if per_chain is None else config.num_chains * per_chain(config.num_warmup)
 
 
 def _set_up(

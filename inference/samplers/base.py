@@ -48,12 +48,16 @@ class Sampler(NamedTuple):
         ``position`` and adapt the tuning parameters in ``num_steps`` steps.
     step: ``(key, state, tuning) -> (state, StepInfo)``.
     position: ``state -> position``.
+    warmup_forward_runs: ``num_steps -> forward-model runs`` of one chain's warm-up when the
+        sampler fixes that number (the warm-up's progress then shows a total and a time
+        left), ``None`` when it varies (NUTS trees, Gibbs sweeps).
     """
 
     name: str
     warmup: Callable[[Array, Any, int], tuple[Any, Any, Array]]
     step: Callable[[Array, Any, Any], tuple[Any, StepInfo]]
     position: Callable[[Any], Any]
+    warmup_forward_runs: Callable[[int], int] | None = None
 
 
 def chain_mean(x: Array) -> Array:

@@ -90,7 +90,15 @@ def sampler(
             logdensity_fn, key, position, num_steps, desired_energy_var, energy_cutoff
         )
 
-    return Sampler("mclmc", warmup, step, lambda state: state.position)
+    return Sampler(
+        "mclmc", warmup, step, lambda state: state.position, warmup_forward_runs=_warmup_runs
+    )
+
+
+def _warmup_runs(num_steps: int) -> int:
+    """Forward-model runs of one chain's :func:`pooled_warmup`: the starting point's
+    gradient, then :data:`GRADS_PER_STEP` per step."""
+    return 1 + GRADS_PER_STEP * num_steps
 
 
 def pooled_warmup(
