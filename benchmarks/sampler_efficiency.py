@@ -29,10 +29,11 @@ Each mock is drawn through its posterior's own forward model (white noise -> LPT
   (latent curvature 0.85-1.2 in every k-shell, where the expected Fisher information leaves it
   at 3.4 in the lowest), with the latent widths of the three lowest k-shells halved so that
   trajectories cross them twice as fast, started next to the MAP, and tuned by
-  :func:`inference.samplers.mclmc.pooled_warmup` (``L`` pooled over the chains, 2.5 times the
-  latent width, about a quarter period; each chain's step size from a bounded energy-error
-  statistic that the rare huge errors at the Poisson likelihood's walls cannot swing; the
-  figures under "Measured" below had one step size shared by the chains), rejecting the steps
+  :func:`inference.samplers.mclmc.pooled_warmup` (``L`` pooled over the chains,
+  ``mclmc.L_PER_WIDTH`` = 6 times the root of the summed latent variances; each chain's step
+  size from a bounded energy-error statistic that the rare huge errors at the Poisson
+  likelihood's walls cannot swing; the figures under "Measured" below had one step size shared
+  by the chains and ``L`` 2.5 times that root), rejecting the steps
   whose energy error exceeds 30 times its typical size (a trajectory thrown back by such a wall,
   which, kept, widens the low-k P(k) posterior 1.4-1.8x). ``--sampler``,
   ``--mass-matrix`` and ``--large-scale-speedup`` select another configuration, e.g. the exact

@@ -31,11 +31,18 @@ from inference.samplers.base import Sampler, StepInfo, chain_mean
 
 #: Gradient evaluations per McLachlan integrator step.
 GRADS_PER_STEP = 2
-#: ``L`` of the tuned unadjusted MCLMC in units of ``sqrt(sum of the latent variances)``: about
-#: a quarter period of a latent coordinate, the best trajectory for the posterior's second
-#: moments (P(k)); BlackJAX's ESS-based ``L`` is about 0.4 of it (measured on the field-level
-#: benchmark: ESS of the low-k P(k) 1.5-1.7x higher with the longer ``L``).
-L_PER_WIDTH = 2.5
+#: ``L`` of the tuned unadjusted MCLMC in units of ``sqrt(sum of the latent variances)``: on
+#: unit widths, a coordinate moves about this many widths between velocity refreshes.
+#: Chosen on the masked field-level posterior of ``benchmarks/mask_mixing.py`` (32^3, mock 0,
+#: 4 x 1000 steps): of 1, 2.5, 6 and 15, 6 mixed the low-k P(k) best (ESS per 1000 gradients
+#: of bins 1-3 8.5/3.6/14.1 against 5.1/5.3/4.4 at 2.5); 15 lost the cosmology (ESS 49/38
+#: against 239/198) and 1 mixed both worse. Checked on posteriors not used to choose it (P(k)
+#: bins 1-3, 6 against 2.5): mask_mixing's mock 1, 11.6/9.6/18.2 against 3.7/9.8/7.8; its
+#: unmasked mock 0, 19.3/29.7/32.7 against 14.1/19.2/28.1; ``sampler_efficiency.py``'s 16^3
+#: ``default``, ``nbar5`` and ``b1_sampled``, 1-16% higher, 1.6-2.0x in the two lowest bins of
+#: ``b1_sampled`` (b1 itself 11.9 against 7.2). On ``default``, 2.5 had mixed 1.5-1.7x better
+#: than BlackJAX's ESS-based ``L`` (about 1).
+L_PER_WIDTH = 6.0
 #: Default target variance of unadjusted MCLMC's energy error per dimension.
 DESIRED_ENERGY_VAR = 1e-4
 #: Default rejection threshold of unadjusted MCLMC's energy error, in units of its tuned
