@@ -18,8 +18,9 @@ three times, the same mock and seeds otherwise:
 Printed per run: split-Rhat and bulk ESS per 1000 sampling gradients of the linear P(k) in
 the eight lowest k-bins (after the first fifth of the steps), those of (Omega_m, sigma8), and
 the run's seconds per gradient (set-up and compilation included). Nothing was tuned on these
-posteriors but the number of series terms, chosen on mock 0 at 32^3 (latent variance per
-k-shell, P(k) ESS, cost per gradient): mock 1 and other meshes are held out.
+posteriors but the number of series terms (latent variance per k-shell, P(k) ESS, cost per
+gradient) and MCLMC's ``L`` (``inference.samplers.mclmc.L_PER_WIDTH``, P(k) and cosmology
+ESS), both chosen on mock 0 at 32^3: mock 1 and other meshes are held out.
 
 Last line: ``pk_ess_ratio_mask_aware=.. pk_ess_ratio_unmasked=.. rhat_pk_diagonal=..
 rhat_pk_mask_aware=.. rhat_pk_unmasked=.. grad_cost_ratio=.. chains=.. samples=..``: the
