@@ -35,7 +35,8 @@ cell, bias and cosmology fixed; the mock is drawn through the same forward model
   ``benchmarks/gpu.sh``) and its time.
 
 Nothing was tuned here: the posterior and cosmolaw's configuration come from
-``sampler_efficiency.py`` (tuned on its 16^3 1LPT ``default`` posterior, not on this one).
+``sampler_efficiency.py`` (tuned on its 16^3 1LPT ``default`` posterior, MCLMC's ``L`` on
+``mask_mixing.py``'s mock 0; not on this one).
 
 Last line: ``ess_per_kgrad_64=.. ratio_vs_mclmc_64=.. rhat_64=.. grad_s_64=.. mem_gb_256=..
 mem_gb_512=.. mem_gb_512_1024=..`` (cosmolaw's; ``nan`` for a leg that did not run; the line
