@@ -10,7 +10,8 @@ runs ``discovery.discover`` and judges the selected law (:mod:`discovery.feynman
 
 Run without arguments it uses the whole pipeline on ``benchmarks/data/feynman_dev.csv``
 at 60 s per problem. The last line reads
-``recovered=K/N recovered_wide=V/N clean=C/N r2_0999=M/N budget_s=T wall_s=W backend=NAME``
+``recovered=K/N recovered_wide=V/N clean=C/N r2_0999=M/N budget_s=T clock=wall|work
+wall_s=W backend=NAME``
 (``V``: recovered also on rows from ranges twice as wide, see :mod:`discovery.feynman`),
 where ``W`` is
 the wall time of the whole script (imports, JAX compilation and warm-ups included)
@@ -88,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", default=str(DATA), help="equations in AI Feynman format")
     parser.add_argument("--backend", default="auto", help="auto, operon, exhaustive or pysr")
     parser.add_argument("--budget-s", type=float, default=60.0, help="search seconds per problem")
+    parser.add_argument(
+        "--clock",
+        default="wall",
+        choices=("wall", "work"),
+        help="what the budget counts (discovery.budget): work gives the same laws on any machine",
+    )
     parser.add_argument("--noise", type=float, default=0.0, help="noise std in units of rms(y)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N equations")
     parser.add_argument("--only", default="all", help="comma-separated equation names (Filename)")
@@ -119,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             criterion=args.criterion,
             seed=args.seed,
             data_seed=seeds[problem.name],
+            clock=args.clock,
         )
         if out is None:
             print(f"{problem.name:>10} rec=0 clean=0 stalled after {limit_s:.0f}s", flush=True)
@@ -143,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"recovered={recovered}/{n} recovered_wide={wide}/{n} clean={clean}/{n} "
         f"r2_0999={good_fit}/{n} "
-        f"budget_s={args.budget_s:g} wall_s={wall:.1f} backend={args.backend}"
+        f"budget_s={args.budget_s:g} clock={args.clock} wall_s={wall:.1f} backend={args.backend}"
     )
     return 0
 

@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from discovery.budget import CLOCKS
+
 BACKENDS = ("auto", "operon", "pysr", "exhaustive")
 CRITERIA = ("accuracy", "score", "best", "mdl")
 
@@ -29,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--variables", default=None, help="comma-separated input columns (default: all others)"
     )
     p.add_argument("--budget-s", type=float, default=60.0, help="search budget in seconds")
+    p.add_argument(
+        "--clock",
+        default="wall",
+        choices=CLOCKS,
+        help="what the budget counts: wall = elapsed seconds; work = seconds of the work done "
+        "on the reference machine, so the same command finds the same laws on any machine",
+    )
     p.add_argument("--backend", default="auto", help=f"one of {', '.join(BACKENDS)}")
     p.add_argument("--max-complexity", type=int, default=30, help="largest law, in nodes")
     p.add_argument("--operators", default=None, help="comma-separated operator basis")
@@ -137,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         target=args.target,
         sigma=sigma,
         progress=True,
+        clock=args.clock,
     )
     out = Path(args.out)
     result = front.to_dict(args.criterion)

@@ -29,6 +29,7 @@ class LawRegressor:
         backend: str = "auto",
         units: Mapping[str, str] | str | None = None,
         criterion: str = "best",
+        clock: str = "wall",
     ):
         self.operators = operators
         self.max_complexity = max_complexity
@@ -37,6 +38,7 @@ class LawRegressor:
         self.backend = backend
         self.units = units
         self.criterion = criterion
+        self.clock = clock
 
     def fit(self, X: np.ndarray, y: np.ndarray, variables: Sequence[str] | None = None):
         """Search laws ``y = f(X)`` (``X`` of shape ``(n, d)``); returns ``self``."""
@@ -50,6 +52,7 @@ class LawRegressor:
             budget_s=self.budget_s,
             seed=self.seed,
             backend=self.backend,
+            clock=self.clock,
         )
         self.equations_ = self.pareto_front_.table()
         return self

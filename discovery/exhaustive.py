@@ -15,12 +15,12 @@ free of constants by one closed-form regression per tree, without nonlinear fits
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from discovery import budget
 from discovery import programs as P
 from discovery.units import DIMENSIONLESS, Dims
 
@@ -111,7 +111,7 @@ def enumerate_trees(
     constant-free trees; ``var_dims`` switches on the dimensional pruning. With ``one``
     the exact number 1 is a leaf too, so that constant-free trees hold the shifted
     arguments physics is full of (``1 + z``, ``1 - x**2``, ``log(1 + x)``). Stops early
-    (returning what it has) when ``time.monotonic()`` passes ``deadline``.
+    (returning what it has) when :func:`discovery.budget.now` passes ``deadline``.
     """
     units = var_dims is not None
     binary = [o for o in operators if o in _NUMPY_BINARY]
@@ -142,10 +142,12 @@ def enumerate_trees(
     if one:
         add(Item(("lit", 1.0), 1, 0, np.ones(len(probe)), DIMENSIONLESS if units else None))
 
+    charged = 0  # trees charged to the work clock
     for size in range(2, max_complexity + 1):
         by_size.setdefault(size, [])
-        if deadline is not None and time.monotonic() > deadline:
+        if budget.past(deadline, "tree", len(items) - charged):
             break
+        charged = len(items)
         for op in unary:
             for t in by_size[size - 1]:
                 if t.node[0] == "c" or (op, t.node[0]) in _INVERSE:
@@ -182,6 +184,7 @@ def enumerate_trees(
                             with np.errstate(all="ignore"):
                                 fp = _NUMPY_BINARY[op](a.fp, b.fp)
                         add(Item((op, a.node, b.node), size, a.consts + b.consts, fp, dims))
+    budget.charge("tree", len(items) - charged)
     return items
 
 

@@ -32,13 +32,12 @@ variables (:func:`variable_exponent_laws`).
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Iterator
 
 import numpy as np
 import sympy as sp
 
-from discovery import exhaustive
+from discovery import budget, exhaustive
 from discovery.exhaustive import _lines
 from discovery.programs import to_sympy
 
@@ -108,7 +107,7 @@ def broken_power_laws(
     by Levenberg-Marquardt from starts ``c`` in ``{0, 1}``, ``p`` in ``{1, 2, 4}``, ``r``
     in ``{-1, -2, -3}``; needs ``z`` of one sign and ``u + c > 0``. Returns the ``keep``
     best as sympy expressions of ``sym`` with float constants; stops starting new fits
-    once ``time.monotonic()`` passes ``deadline``.
+    once :func:`discovery.budget.now` passes ``deadline``.
     """
     from scipy.optimize import least_squares
 
@@ -133,7 +132,7 @@ def broken_power_laws(
             continue
         for p in (1.0, 2.0, 4.0):
             for r in (-1.0, -2.0, -3.0):
-                if deadline is not None and time.monotonic() > deadline:
+                if budget.past(deadline, "family fit"):
                     break
                 s = u + c
                 q0 = np.polyfit(np.log(s), lz, 1)[0]
@@ -298,7 +297,7 @@ def variable_exponent_laws(
     rows = exhaustive._scan_rows(len(y), _SCREEN_ROWS)
     screened = []
     for combo in _shape_combinations(X):
-        if deadline is not None and time.monotonic() > deadline:
+        if budget.past(deadline, "family fit"):
             break
         cols = _shape_features(X[rows], combo)
         if cols is not None:
@@ -447,7 +446,7 @@ def shifted_monomial_laws(
     pairs = _best_factor_pairs(base[rows], F, groups, t[rows], w[rows], _POLISHED, deadline)
     polished = []
     for i, j in pairs:
-        if deadline is not None and time.monotonic() > deadline:
+        if budget.past(deadline, "family fit"):
             break
         polished.append(_polish_scales(base, X, (factors[i], factors[j]), t, w))
     out = []
@@ -537,7 +536,7 @@ def _best_factor_pairs(
     _, first = np.unique(groups[order], return_index=True)  # each group's best row
     leads = order[np.sort(first)[:_LEADS]]
     for i in leads:  # the two best second factors of each
-        if not usable[i] or (deadline is not None and time.monotonic() > deadline):
+        if not usable[i] or budget.past(deadline, "family fit"):
             continue
         e = Fp[i] / np.sqrt(norm[i])
         with np.errstate(all="ignore"):
@@ -622,7 +621,7 @@ def polynomial_power_laws(
     fits = []  # (cost, L in sympy, a of a logarithmic L or None, p, polynomial)
     for values, lsym, a in prefactors:
         for p in _POLY_POWERS:
-            if deadline is not None and time.monotonic() > deadline:
+            if budget.past(deadline, "family fit"):
                 break
             fit = _polynomial_fit(u, sign * z / values, p, w * np.abs(values))
             if fit is not None:

@@ -122,10 +122,12 @@ def solve(
     seed: int = 0,
     data_seed: int = 0,
     n_test: int = 1000,
+    clock: str = "wall",
 ) -> Outcome:
     """Sample ``rows`` training rows (seeded by ``data_seed``) with Gaussian noise of
-    ``noise * rms(y)``, search for ``budget_s`` seconds with that noise as the rows' sigma
-    (noiseless rows: the engine estimates it) and judge the law chosen by ``criterion`` on
+    ``noise * rms(y)``, search for ``budget_s`` seconds of the clock ``clock``
+    (:mod:`discovery.budget`) with that noise as the rows' sigma (noiseless rows: the
+    engine estimates it) and judge the law chosen by ``criterion`` on
     ``n_test`` noiseless held-out rows."""
     if noise < 0:
         raise ValueError(f"noise={noise!r}; allowed: >= 0 (in units of rms(y))")
@@ -145,6 +147,7 @@ def solve(
         seed=seed,
         target=target,
         sigma=scale if noise > 0 else None,  # the noise the rows were given is known
+        clock=clock,
     )
     seconds = time.monotonic() - start
     law = front.best(criterion)

@@ -11,7 +11,6 @@ costs milliseconds per law instead of a compilation per padded shape.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
+from discovery import budget
 from discovery import programs as P
 from discovery.expressions import complexity, parametrize
 
@@ -60,7 +60,7 @@ def fit_nodes(
     ``operators`` is the basis the trees use (only those branches are compiled).
     Starting points are random; ``restarts`` > 1 adds more and keeps the best. With
     ``scale`` each tree ``g`` is fitted as ``s * g`` and ``s`` is appended to its
-    parameters. Past ``deadline`` (``time.monotonic()``), the remaining trees get
+    parameters. Past ``deadline`` (:func:`discovery.budget.now`), the remaining trees get
     ``mse = inf`` without being fitted (after at least one batch). Constant-free trees,
     which need no iterations, come first.
 
@@ -90,7 +90,7 @@ def fit_nodes(
             step = max(chunk // tries, 1)
             for start in range(0, len(members), step):
                 part = members[start : start + step]
-                if fitted and deadline is not None and time.monotonic() > deadline:
+                if fitted and budget.past(deadline):
                     for i in part:
                         results[i] = Fit(np.zeros(counts[i] + scale), np.inf, np.eye(counts[i]))
                     continue
@@ -103,6 +103,9 @@ def fit_nodes(
                     P.fit_batch(prog, init, Xj, yj, wj, steps, ops=ops_t, scale=scale)
                 )
                 mse = np.where(np.isfinite(mse), mse, np.inf)
+                budget.charge_seconds(
+                    budget.batch_seconds(len(y), ops_t, iterations if free else 0)
+                )
                 fitted = True
                 for j, i in enumerate(part):
                     rows = [r * len(part) + j for r in range(tries)]

@@ -143,7 +143,8 @@ class ParetoFront:
     ``variables`` are the sympy symbols (in the column order of ``X``), ``units`` the
     unit strings given for variables and target, ``target`` the target's name.
     ``timings`` holds the wall-clock seconds :func:`discovery.discover` spent per stage
-    (``"total"`` included) and ``budget_s`` the budget it was given; ``truncated`` says,
+    (``"total"`` included), ``budget_s`` the budget it was given and ``clock`` what the
+    budget counted (:data:`discovery.budget.CLOCKS`); ``truncated`` says,
     one sentence per item, what the budget cut short (empty when nothing was skipped).
     """
 
@@ -156,6 +157,7 @@ class ParetoFront:
     timings: dict[str, float] = field(default_factory=dict)
     budget_s: float | None = None
     truncated: tuple[str, ...] = ()
+    clock: str = "wall"
 
     @classmethod
     def build(cls, candidates: Sequence[Candidate], variables, **meta: Any) -> ParetoFront:
@@ -209,6 +211,21 @@ class ParetoFront:
         floor = 1.5 * min(c.loss for c in cands)
         return max((c for c in cands if c.loss <= floor), key=lambda c: c.score)
 
+    def signature(self, digits: int = 9) -> tuple[tuple[int, str, str], ...]:
+        """The front up to round-off: for each candidate its complexity, its loss to
+        ``digits`` significant digits and its expression with every float written ``c``
+        (constants that trade off along a flat direction of the fit take values that
+        depend on the last bits of the arithmetic)."""
+        c = sp.Symbol("c")
+        return tuple(
+            (
+                cand.complexity,
+                f"{cand.loss:.{digits}g}",
+                str(cand.expression.xreplace(dict.fromkeys(cand.expression.atoms(sp.Float), c))),
+            )
+            for cand in self.candidates
+        )
+
     def table(self) -> str:
         """The front as CSV text: complexity, loss, score, description_length, equation."""
         out = io.StringIO()
@@ -235,6 +252,7 @@ class ParetoFront:
             "pareto_front": [c.to_dict() for c in self.candidates],
             "budget": {
                 "budget_s": self.budget_s,
+                "clock": self.clock,
                 "timings_s": dict(self.timings),
                 "truncated": list(self.truncated),
             },
@@ -263,6 +281,7 @@ class ParetoFront:
             timings={k: float(v) for k, v in budget.get("timings_s", {}).items()},
             budget_s=budget.get("budget_s"),
             truncated=tuple(budget.get("truncated", ())),
+            clock=budget.get("clock", "wall"),
         )
 
 

@@ -9,6 +9,9 @@ import sympy as sp
 
 from discovery.expressions import parse_expression
 
+#: Operon's time limit when the number of evaluations bounds the run instead (a year).
+UNBOUNDED_S = 365 * 86400
+
 #: Our operator names to Operon's symbols (operators Operon lacks are left out).
 OPERON_SYMBOLS = {
     "add": "add",
@@ -43,10 +46,13 @@ def search(
     max_length: int = 40,
     seed: int = 0,
     n_threads: int = 1,
+    max_evaluations: int | None = None,
 ) -> list[sp.Expr]:
     """Run Operon for ``budget_s`` seconds and return its Pareto front as sympy expressions.
 
-    ``X`` has shape ``(n, d)``, ``y`` ``(n,)``; constants come back as floats.
+    With ``max_evaluations`` Operon stops after that many fitness evaluations instead, and
+    the run (one thread) is the same on any machine. ``X`` has shape ``(n, d)``, ``y``
+    ``(n,)``; constants come back as floats.
     """
     from pyoperon.sklearn import SymbolicRegressor
 
@@ -58,9 +64,9 @@ def search(
         max_depth=12,
         population_size=500,
         generations=10**6,
-        max_evaluations=10**9,
+        max_evaluations=10**9 if max_evaluations is None else max(int(max_evaluations), 1),
         optimizer_iterations=10,
-        max_time=max(1, int(budget_s)),
+        max_time=max(1, int(budget_s)) if max_evaluations is None else UNBOUNDED_S,
         n_threads=n_threads,
         random_state=seed,
     )

@@ -13,7 +13,6 @@ when their difference or their ratio is a constant.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,6 +20,7 @@ from fractions import Fraction
 import numpy as np
 import sympy as sp
 
+from discovery import budget
 from discovery.expressions import parametrize
 from discovery.fit import Fit, description_length, least_squares, numpy_model, refit, stderr
 
@@ -134,7 +134,7 @@ def snap(
     ``(n,)``; ``sigma`` the noise of the weighted residuals, ``known`` the same when it is
     given rather than estimated, ``log_norm`` as in
     :func:`discovery.fit.description_length`); the pair with the lowest description
-    length is kept. Stops early once ``time.monotonic()`` passes ``deadline``.
+    length is kept. Stops early once :func:`discovery.budget.now` passes ``deadline``.
     """
     n = len(y)
     w = np.ones(n) if weights is None else weights
@@ -152,7 +152,7 @@ def snap(
         for j in range(len(syms)):
             options = [*snap_values(float(values[j])), sp.Integer(0), sp.Integer(1)]
             for exact in dict.fromkeys(options):
-                if deadline is not None and time.monotonic() > deadline:
+                if budget.past(deadline, "least squares"):
                     break
                 trial = _hold(pexpr, syms, values, j, exact, model, X, y, weights)
                 if trial is None:
@@ -203,12 +203,12 @@ def prune(
     1, -1, its nearest integer or a simple number near it, whichever gives the lowest
     description length (``sigma``, ``weights``, ``log_norm`` as in :func:`snap`), and the
     law is refitted. Returns the law, its fit and what was pruned; the law unchanged when
-    no replacement can be fitted, or once ``time.monotonic()`` passes ``deadline``.
+    no replacement can be fitted, or once :func:`discovery.budget.now` passes ``deadline``.
     """
     n = len(y)
     fixed: list[Fixed] = []
     for _ in range(len(expr.atoms(sp.Float))):
-        if deadline is not None and time.monotonic() > deadline:
+        if budget.past(deadline, "least squares"):
             break
         pexpr, syms, values = parametrize(expr)
         if len(values) != len(fit.params):  # fitted constants that came out equal are one

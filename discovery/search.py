@@ -36,16 +36,15 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 
 import numpy as np
 import sympy as sp
 
-from discovery import exhaustive, families, fit, postprocess, programs
+from discovery import budget, exhaustive, families, fit, postprocess, programs
 from discovery import units as unitlib
-from discovery.budget import Budget
+from discovery.budget import CLOCKS, Budget
 from discovery.expressions import check_names, complexity, make_symbols
 from discovery.front import Candidate, ParetoFront
 from discovery.operators import parse_operators
@@ -96,6 +95,16 @@ def _validate(X, y, variables, max_complexity, budget_s, backend, target):
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r}; allowed: {', '.join(BACKENDS)}")
     return X, y, variables
+
+
+def _validate_clock(clock, backend) -> None:
+    if clock not in CLOCKS:
+        raise ValueError(f"clock={clock!r}; allowed: {', '.join(CLOCKS)}")
+    if clock == "work" and backend == "pysr":
+        raise ValueError(
+            "clock='work' with backend='pysr'; allowed: clock='wall' (PySR's budget is its "
+            "own time limit), or another backend"
+        )
 
 
 def validate_sigma(sigma, noise, n: int) -> np.ndarray | None:
@@ -155,7 +164,7 @@ def _exhaustive_candidates(
         deadline=deadline,
         weights=w,
     )
-    if time.monotonic() > deadline:
+    if budget.past(deadline):
         clock.cut(
             f"exhaustive search over {X.shape[1]} variable(s) up to {bound} nodes: "
             f"stopped at its deadline ({int(np.sum(np.isfinite(res.mse)))} of "
@@ -218,7 +227,7 @@ def _affine_candidates(Z, z, syms, ops, deadline, weights=None) -> list[sp.Expr]
     if Z.shape[1] == 1 and np.all(Z > 0):
         runs += [(p, 3, tuple(np.geomspace(0.01, 100, 61)), 1) for p in (0, -1, 1, -2, 2)]
     out = []
-    start, slot = time.monotonic(), max(deadline - time.monotonic(), 0) / (len(runs) + 1)
+    start, slot = budget.now(), max(deadline - budget.now(), 0) / (len(runs) + 1)
     for r, (power, bound, scales, keep) in enumerate(runs):
         targets = _targets(z, Z, power, transforms, weights)
         results = exhaustive.affine_search(
@@ -242,14 +251,14 @@ def _affine_candidates(Z, z, syms, ops, deadline, weights=None) -> list[sp.Expr]
                 if power:
                     out.append(law * syms[0] ** -power)
                 else:  # cancel the fractions that larger trees leave (not past the deadline)
-                    out.append(postprocess.tidy(law) if time.monotonic() < deadline else law)
+                    out.append(postprocess.tidy(law) if budget.now() < deadline else law)
     targets = _targets(z, Z, 0, transforms, weights)
     pairs = exhaustive.affine_pair_search(
         Z,
         [t for t, _, _ in targets],
         ops,
         _affine_bound(Z.shape[1]),
-        deadline=max(deadline, time.monotonic() + PAIR_MIN_S),
+        deadline=max(deadline, budget.now() + PAIR_MIN_S),
         weights=[w for _, _, w in targets],
     )
     for (_, inverse, _), best in zip(targets, pairs, strict=True):
@@ -293,6 +302,7 @@ def discover(
     noise: float | None = None,
     sigma: float | Sequence[float] | np.ndarray | None = None,
     progress: bool = False,
+    clock: str = "wall",
 ) -> ParetoFront:
     """Find closed-form laws ``y = f(X)``; returns their Pareto front.
 
@@ -304,14 +314,20 @@ def discover(
         or ``"name=unit,..."``; enables the dimensional filter (constants dimensionless).
     operators : operator basis (see :data:`discovery.operators.OPERATORS`).
     max_complexity : largest law (nodes) the genetic backends may return.
-    budget_s : wall-clock budget in seconds of the whole call (:mod:`discovery.budget`):
-        the search stages get ``SEARCH_SHARE`` of it, refitting, snapping and selection
-        the rest, and what does not fit is skipped and listed in
+    budget_s : budget in seconds of the whole call on the clock ``clock``
+        (:mod:`discovery.budget`): the search stages get ``SEARCH_SHARE`` of it,
+        refitting, snapping and selection the rest, and what does not fit is skipped and
+        listed in
         ``ParetoFront.truncated``. Beyond it come only the ``"warm-up"`` stage, one-off
         costs of a process done before the budget starts (importing pyoperon; the JAX
         compilation of the exhaustive kernel, once per operator basis and row count),
         Operon's whole-second time limit, and a post-processing of at least
         ``POST_MIN_SHARE`` of the budget when the search stages ran over theirs.
+    clock : what the budget counts (:data:`discovery.budget.CLOCKS`): ``"wall"``, elapsed
+        seconds; ``"work"``, the seconds the work done takes on the reference machine
+        (:data:`discovery.budget.COST_S`; Operon gets a number of evaluations), so that
+        the same call returns the same front on any machine and under any load. Not with
+        ``backend="pysr"``, whose budget is PySR's own time limit.
     seed : random seed of every backend.
     backend : ``"auto"`` (the whole pipeline), ``"operon"``, ``"pysr"`` (falls back to
         ``"auto"`` with one line on stderr when PySR/Julia cannot start) or ``"exhaustive"``.
@@ -325,6 +341,7 @@ def discover(
     The front records the seconds spent per stage (``timings``) and what was cut short.
     """
     X, y, names = _validate(X, y, variables, max_complexity, budget_s, backend, target)
+    _validate_clock(clock, backend)
     ops = parse_operators(operators)
     unit_map = unitlib.parse_unit_map(units, [*names, target])
     noise_model = fit.Noise.of(validate_sigma(sigma, noise, len(y)))
@@ -332,60 +349,66 @@ def discover(
     symbols = make_symbols(names, X)
     var_dims = exhaustive.dims_of_variables(names, unit_map)
     target_dims = unit_map.get(target) if var_dims is not None else None
-    clock = Budget(budget_s, progress)
-    clock.stage("warm-up")  # one-off costs of a process, outside the budget
-    if backend in ("auto", "operon", "pysr"):
-        import pyoperon.sklearn  # noqa: F401
-    if backend in ("auto", "pysr", "exhaustive"):
-        exhaustive.warm_up(X, y, [o for o in ops if o in programs.OPCODES])
-    clock.begin_budget()
-    deadline = clock.search_end
+    with budget.clock(clock):
+        plan = Budget(budget_s, progress)
+        plan.stage("warm-up")  # one-off costs of a process, outside the budget
+        if backend in ("auto", "operon", "pysr"):
+            import pyoperon.sklearn  # noqa: F401
+        if backend in ("auto", "pysr", "exhaustive"):
+            exhaustive.warm_up(X, y, [o for o in ops if o in programs.OPCODES])
+        plan.begin_budget()
+        deadline = plan.search_end
 
-    raw: list[sp.Expr] = [sp.Float(float(np.mean(y)), 15)]  # the constant law, always
-    used = backend
-    if backend == "pysr":
-        from discovery import pysr_backend
+        raw: list[sp.Expr] = [sp.Float(float(np.mean(y)), 15)]  # the constant law, always
+        used = backend
+        if backend == "pysr":
+            from discovery import pysr_backend
 
-        clock.stage("pysr")
-        try:
-            raw += pysr_backend.search(
-                X,
-                y,
-                symbols,
-                ops,
-                budget_s=max(clock.left(deadline), 1),
-                max_complexity=max_complexity,
-                seed=seed,
+            plan.stage("pysr")
+            try:
+                raw += pysr_backend.search(
+                    X,
+                    y,
+                    symbols,
+                    ops,
+                    budget_s=max(plan.left(deadline), 1),
+                    max_complexity=max_complexity,
+                    seed=seed,
+                )
+            except pysr_backend.PySRUnavailable as err:
+                print(
+                    f"discover: pysr backend unavailable ({err}); using the offline engine",
+                    file=sys.stderr,
+                )
+                used = "auto"
+        if used == "exhaustive":
+            plan.stage("exhaustive")
+            bound = min(max_complexity, _exhaustive_bound(X.shape[1]) + 1)
+            raw += _exhaustive_candidates(
+                X, y, symbols, ops, bound, var_dims, target_dims, seed, deadline, plan, w
+            )[0]
+        if used == "auto":
+            raw += _pipeline(
+                X, y, symbols, ops, max_complexity, var_dims, target_dims, seed, plan, w
             )
-        except pysr_backend.PySRUnavailable as err:
-            print(
-                f"discover: pysr backend unavailable ({err}); using the offline engine",
-                file=sys.stderr,
-            )
-            used = "auto"
-    if used == "exhaustive":
-        clock.stage("exhaustive")
-        bound = min(max_complexity, _exhaustive_bound(X.shape[1]) + 1)
-        raw += _exhaustive_candidates(
-            X, y, symbols, ops, bound, var_dims, target_dims, seed, deadline, clock, w
-        )[0]
-    if used == "auto":
-        raw += _pipeline(X, y, symbols, ops, max_complexity, var_dims, target_dims, seed, clock, w)
-    if used == "operon":
-        raw += _operon(X, y, symbols, ops, max_complexity, seed, clock, "operon", deadline)
-    cands = _postprocess(raw, X, y, symbols, noise_model, unit_map, var_dims, target, used, clock)
-    clock.stage(None)
-    return ParetoFront.build(
-        cands,
-        symbols,
-        target=target,
-        units=_unit_strings(units, [*names, target]),
-        backend=used,
-        seed=seed,
-        timings=clock.timings,
-        budget_s=float(budget_s),
-        truncated=tuple(clock.truncated),
-    )
+        if used == "operon":
+            raw += _operon(X, y, symbols, ops, max_complexity, seed, plan, "operon", deadline)
+        cands = _postprocess(
+            raw, X, y, symbols, noise_model, unit_map, var_dims, target, used, plan
+        )
+        plan.stage(None)
+        return ParetoFront.build(
+            cands,
+            symbols,
+            target=target,
+            units=_unit_strings(units, [*names, target]),
+            backend=used,
+            seed=seed,
+            timings=plan.timings,
+            budget_s=float(budget_s),
+            truncated=tuple(plan.truncated),
+            clock=clock,
+        )
 
 
 def assess(
@@ -444,7 +467,8 @@ def _exact_or_float(a) -> sp.Expr:
 
 
 def _operon(X, y, symbols, ops, max_complexity, seed, clock, stage, until) -> list[sp.Expr]:
-    """Operon until ``until`` in whole seconds; skipped (and recorded) under one second."""
+    """Operon until ``until``: whole seconds, or under the work clock the evaluations that
+    fit; skipped (and recorded) under one second."""
     from discovery import operon_backend
 
     left = clock.left(until)
@@ -452,8 +476,19 @@ def _operon(X, y, symbols, ops, max_complexity, seed, clock, stage, until) -> li
         clock.cut(f"{stage}: skipped, {max(left, 0):.1f} s of the search budget left")
         return []
     clock.stage(stage)
+    evaluations = None
+    if budget.counts_work():
+        evaluations = int(math.floor(left) / budget.COST_S["operon evaluation"])
+        budget.charge("operon evaluation", evaluations)
     return operon_backend.search(
-        X, y, symbols, ops, budget_s=math.floor(left), max_length=max_complexity, seed=seed
+        X,
+        y,
+        symbols,
+        ops,
+        budget_s=math.floor(left),
+        max_length=max_complexity,
+        seed=seed,
+        max_evaluations=evaluations,
     )
 
 
@@ -484,7 +519,7 @@ def _pipeline(
             best = red.rms**2
         else:
             clock.stage("affine (reduced)")
-            share = time.monotonic() + 0.2 * clock.left(deadline)
+            share = budget.now() + 0.2 * clock.left(deadline)
             out += [e * factor for e in _affine_candidates(Z, z, zsyms, ops, share, wz)]
             out += [e * factor for e in _families(Z, z, zsyms, ops, wz, deadline, clock)]
             clock.stage("exhaustive (reduced)")
@@ -493,7 +528,7 @@ def _pipeline(
             if sub_dims is not None and target_dims is not None:
                 fdims = unitlib.expression_dims(factor, dict(zip(symbols, var_dims, strict=True)))
                 sub_target = tuple(t - f for t, f in zip(target_dims, fdims, strict=True))
-            share = time.monotonic() + 0.4 * clock.left(deadline)
+            share = budget.now() + 0.4 * clock.left(deadline)
             bound = _exhaustive_bound(Z.shape[1])
             g, best = _exhaustive_candidates(
                 Z, z, zsyms, ops, bound, sub_dims, sub_target, seed, share, clock, wz
@@ -501,12 +536,12 @@ def _pipeline(
             out += [e * factor for e in g]
     if best > exact:  # also when reduced: the reduction may only be close (0.55 vs 0.6)
         clock.stage("affine")
-        share = time.monotonic() + 0.1 * clock.left(deadline)
+        share = budget.now() + 0.1 * clock.left(deadline)
         out += _affine_candidates(X, y, symbols, ops, share, w)
         out += _families(X, y, symbols, ops, w, deadline, clock)
     if best > exact:
         clock.stage("exhaustive")
-        share = time.monotonic() + (0.3 if reduced else 0.5) * clock.left(deadline)
+        share = budget.now() + (0.3 if reduced else 0.5) * clock.left(deadline)
         g, rel = _exhaustive_candidates(
             X, y, symbols, ops, _exhaustive_bound(d), var_dims, target_dims, seed, share, clock, w
         )
@@ -515,7 +550,7 @@ def _pipeline(
     if best <= exact:
         return out
     if reduced:
-        half = time.monotonic() + 0.5 * clock.left(deadline)
+        half = budget.now() + 0.5 * clock.left(deadline)
         g = _operon(Z, z, zsyms, ops, max_complexity, seed, clock, "operon (reduced)", half)
         out += [e * factor for e in g]
     out += _operon(X, y, symbols, ops, max_complexity, seed, clock, "operon", deadline)
@@ -530,9 +565,9 @@ def _families(Z, z, syms, ops, w, deadline, clock) -> list[sp.Expr]:
     ``(1 + k m)**a`` (half the time each). ``z`` ``(n,)``, ``w`` its residual weights or
     None. Up to 10% of the search time left."""
     clock.stage("families")
-    share = time.monotonic() + 0.1 * clock.left(deadline)
+    share = budget.now() + 0.1 * clock.left(deadline)
     if Z.shape[1] != 1:
-        half = (time.monotonic() + share) / 2
+        half = (budget.now() + share) / 2
         out = families.variable_exponent_laws(Z, z, syms, weights=w, deadline=half)
         return out + families.shifted_monomial_laws(Z, z, syms, weights=w, deadline=share)
     u, sym = Z[:, 0], syms[0]
@@ -590,10 +625,10 @@ def _postprocess(
         rank[e] = sum(1 for o in rank if complexity(o) == complexity(e))
     unique.sort(key=lambda e: (rank[e], complexity(e), prior[e]))
     end = clock.post_end()
-    refit_end = time.monotonic() + 0.6 * clock.left(end)
+    refit_end = budget.now() + 0.6 * clock.left(end)
     refitted = []
     for k, expr in enumerate(unique):
-        if time.monotonic() > refit_end:
+        if budget.past(refit_end, "refit"):
             clock.cut(f"refit: {len(unique) - k} of {len(unique)} candidates not refitted")
             break
         refitted.append(laws[expr].refit(X, y, w))
@@ -614,10 +649,10 @@ def _postprocess(
         return fit.fitted_description_length(expr, fitres, n, sigma, noise.log_norm)
 
     clock.stage("pruning")
-    prune_end = time.monotonic() + 0.3 * max(clock.left(end), 0)
+    prune_end = budget.now() + 0.3 * max(clock.left(end), 0)
     pruned = []
     for k, (e, f, fixed) in enumerate(fitted):
-        if time.monotonic() > prune_end:
+        if budget.past(prune_end):
             clock.cut(f"pruning: {len(fitted) - k} of {len(fitted)} laws not checked")
             pruned += fitted[k:]
             break
@@ -631,9 +666,9 @@ def _postprocess(
     by_loss = sorted(scored, key=lambda t: t[2].mse)[:1]
     todo = list(dict.fromkeys([t[1] for t in scored[:SNAP_BEST]] + [t[1] for t in by_loss]))
     results = {e: (f, dl) for dl, e, f in scored}
-    snap_end = time.monotonic() + 0.75 * max(clock.left(end), 0)
+    snap_end = budget.now() + 0.75 * max(clock.left(end), 0)
     for k, expr in enumerate(todo):
-        if time.monotonic() > snap_end:
+        if budget.past(snap_end):
             clock.cut(f"snapping: {len(todo) - k} of {len(todo)} laws not snapped in the budget")
             break
         snapped, _, _, fixed = postprocess.snap(
@@ -641,12 +676,13 @@ def _postprocess(
         )
         if snapped != expr:
             tidy, plain = fit.refit([postprocess.tidy(snapped), snapped], symbols, X, y, w)
+            budget.charge("refit", 2)
             if tidy is not None and (plain is None or tidy[1].mse <= plain[1].mse * (1 + 1e-6)):
                 plain = tidy
             if plain is not None:
                 results[plain[0]] = (plain[1], stats(*plain))
                 history[plain[0]] = history.get(expr, []) + fixed
-        if time.monotonic() > snap_end:
+        if budget.past(snap_end):
             clock.cut(f"snapping: law {k + 1} of {len(todo)} cut short by the budget")
     clock.stage("units and statistics")
     target_dims = unit_map.get(target) if var_dims is not None else None

@@ -68,6 +68,7 @@ QUICK: dict[str, Any] = {
     "operators": None,
     "max_complexity": 15,
     "budget_s": 25.0,
+    "clock": "work",  # the search's budget counts work: the same law on any machine
     "criterion": "mdl",
     "backend": "auto",
     "seed": 0,
@@ -452,7 +453,8 @@ def _result(
             "samples": f"{config['n_bins']} quantile bins of rho per simulation, jackknife "
             f"errors from {config['jackknife']}^3 sub-cubes",
             "search": f"operators {config['operators'] or 'the engine default'}, up to "
-            f"{config['max_complexity']} nodes, {config['budget_s']} s; chi-square with "
+            f"{config['max_complexity']} nodes, {config['budget_s']} s "
+            f"of the {config['clock']} clock; chi-square with "
             "each bin's jackknife error",
         },
         seeds={f"simulation_{i}": s for i, s in enumerate(seeds)} | seeds_of(config, search="seed"),

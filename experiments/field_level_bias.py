@@ -70,6 +70,7 @@ QUICK: dict[str, Any] = {
     "operators": None,  # the engine's default basis
     "max_complexity": 15,
     "budget_s": 30.0,
+    "clock": "work",  # the search's budget counts work: the same law on any machine
     "criterion": "mdl",
     "backend": "auto",
     "search_seed": 0,
@@ -319,7 +320,7 @@ def discover_law(
     """
     import sympy as sp
 
-    from experiments.core.law_search import search
+    from experiments.core.law_search import SEARCH_SETTINGS, search
     from experiments.core.refit import refit
 
     curve = pool(x_mean, y_mean, y_err)
@@ -330,10 +331,7 @@ def discover_law(
         target="F",
         sigma=curve.err,
         seed=int(config["search_seed"]),
-        **{
-            k: config[k]
-            for k in ("operators", "max_complexity", "budget_s", "criterion", "backend")
-        },
+        **{k: config[k] for k in SEARCH_SETTINGS},
     )
     expr = exp_of_constant_bases(found.expression)
     with np.errstate(all="ignore"):

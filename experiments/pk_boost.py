@@ -80,6 +80,7 @@ QUICK: dict[str, Any] = {
     "operators": None,
     "max_complexity": 15,
     "budget_s": 30.0,
+    "clock": "work",  # the search's budget counts work: the same law on any machine
     "backend": "auto",
     "criterion": "mdl",
     "noise": 0.01,
@@ -509,7 +510,8 @@ def _result(
             f"({config['k_max_fraction']} of the particle Nyquist frequency)",
             "samples": f"{len(train)} training and {len(test)} held-out (cosmology, a, k) points",
             "search": f"operators {config['operators'] or 'the engine default'}, up to "
-            f"{config['max_complexity']} nodes, {config['budget_s']} s; one sigma for all "
+            f"{config['max_complexity']} nodes, {config['budget_s']} s "
+            f"of the {config['clock']} clock; one sigma for all "
             f"rows, the accuracy asked of the law ({config['noise']}), not a per-row error: "
             f"a row's scatter over {len(config['seeds'])} seeds has too few degrees of "
             "freedom to weight by",

@@ -63,6 +63,7 @@ QUICK: dict[str, Any] = {
     "operators": None,
     "max_complexity": 15,
     "budget_s": 20.0,
+    "clock": "work",  # the search's budget counts work: the same law on any machine
     "criterion": "mdl",
     "backend": "auto",
     "seed": 0,
@@ -334,7 +335,8 @@ def _result(
             f"{config['analysis_mesh']}^3 analysis mesh",
             "samples": f"{n_cells} cells per simulation, {config['n_bins']} quantile bins",
             "search": f"operators {config['operators'] or 'the engine default'}, up to "
-            f"{config['max_complexity']} nodes, {config['budget_s']} s; chi-square with each "
+            f"{config['max_complexity']} nodes, {config['budget_s']} s "
+            f"of the {config['clock']} clock; chi-square with each "
             "bin's standard error",
         },
         seeds={f"simulation_{i}": s for i, s in enumerate(sims)} | seeds_of(config, search="seed"),

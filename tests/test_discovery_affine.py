@@ -43,7 +43,9 @@ def test_pipeline_recovers_a_law_of_a_ratio_through_a_transformed_target():
         [rng.uniform(1, 5, N_ROWS), rng.uniform(1, 2, N_ROWS), rng.uniform(3, 10, N_ROWS)], 1
     )
     y = X[:, 0] / np.sqrt(1 - X[:, 1] ** 2 / X[:, 2] ** 2)  # m / sqrt(1 - v**2/c**2)
-    front = discover(X, y, variables=["m", "v", "c"], operators=OPS, budget_s=5, seed=0)
+    front = discover(
+        X, y, variables=["m", "v", "c"], operators=OPS, budget_s=5, seed=0, clock="work"
+    )
     m, v, c = front.variables
     truth = m / sp.sqrt(1 - v**2 / c**2)
     best = front.best("mdl").expression
@@ -57,7 +59,9 @@ def test_pipeline_recovers_an_exponential_with_a_constant_inside():
         [rng.uniform(1, 5, N_ROWS), rng.uniform(1, 2, N_ROWS), rng.uniform(1, 2, N_ROWS)], 1
     )
     y = X[:, 0] * (np.exp(X[:, 1] / (2 * X[:, 2])) - 1)  # I0 (exp(V/(2T)) - 1)
-    front = discover(X, y, variables=["I0", "V", "T"], operators=OPS, budget_s=5, seed=0)
+    front = discover(
+        X, y, variables=["I0", "V", "T"], operators=OPS, budget_s=5, seed=0, clock="work"
+    )
     I0, V, T = front.variables
     truth = I0 * (sp.exp(V / (2 * T)) - 1)
     best = front.best("mdl").expression

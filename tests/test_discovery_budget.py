@@ -24,7 +24,7 @@ def _stage_sum(front):
 
 def test_tiny_budget_reports_what_was_truncated():
     X, y = _data()
-    front = discover(X, y, operators=OPS, budget_s=0.3, seed=0)
+    front = discover(X, y, operators=OPS, budget_s=0.3, seed=0, clock="work")
     assert front.budget_s == 0.3
     # the search share (0.21 s) cannot hold Operon's whole-second time limit
     assert any(t.startswith("operon") and "skipped" in t for t in front.truncated)
@@ -39,7 +39,7 @@ def test_sufficient_budget_truncates_nothing():
     rng = np.random.default_rng(8)
     X = rng.uniform(1, 3, (N_ROWS, 3))
     y = 3.0 * X[:, 0] * X[:, 1] ** 2 / X[:, 2]  # a power law: reduction solves it exactly
-    front = discover(X, y, operators=OPS, budget_s=4, seed=0)
+    front = discover(X, y, operators=OPS, budget_s=4, seed=0, clock="work")
     assert front.truncated == ()
     assert "operon" not in front.timings  # an exact law stops the search early
     assert front.timings["total"] > 0 and front.budget_s == 4

@@ -28,6 +28,8 @@ def test_cli_writes_discoveries_json(tmp_path):
             str(out),
             "--budget-s",
             "4",
+            "--clock",
+            "work",
             "--operators",
             "add,sub,mul,div,sqrt,square",
             "--seed",

@@ -54,6 +54,7 @@ def test_symbolic_summaries_keep_information_of_their_inputs():
         operators="add,sub,mul",
         max_complexity=9,
         budget_s=3,
+        clock="work",
     )
     for law, front in zip(symbolic.laws, symbolic.fronts, strict=True):
         assert law.expression.free_symbols <= set(front.variables)

@@ -82,7 +82,9 @@ def test_cli_sigma_column_sets_the_chi_square(tmp_path):
     np.savetxt(data, np.column_stack([X1, err, y]), delimiter=",", header="x,e,F", comments="")
     out = tmp_path / "run"
     args = ["discover", "--data", str(data), "--target", "F", "--out", str(out)]
-    assert main([*args, "--sigma", "e", "--budget-s", "3", "--operators", OPS]) == 0
+    assert (
+        main([*args, "--sigma", "e", "--budget-s", "3", "--clock", "work", "--operators", OPS]) == 0
+    )
     best = json.loads((out / "discoveries.json").read_text())["best"]
     x = sp.Symbol("x", positive=True)
     law = sp.sympify(best["expression"], locals={"x": x})
@@ -98,11 +100,13 @@ def test_sigma_decides_whether_a_correction_is_a_law():
     x = sp.Symbol("x", positive=True)
     scale = np.sum(X1 * y) / np.sum(X1**2)
     off = float(np.sqrt(np.mean((y - scale * X1) ** 2)))  # rms of the correction
-    within = discover(X1[:, None], y, ["x"], operators=OPS, budget_s=4, sigma=10 * off)
+    within = discover(
+        X1[:, None], y, ["x"], operators=OPS, budget_s=4, clock="work", sigma=10 * off
+    )
     law = within.best("mdl")
     assert equivalent(law.expression, x, [x], X1[:, None], rtol=1e-9), law.expression
     assert law.chi2 is not None and law.chi2 < len(y)
-    off5 = discover(X1[:, None], y, ["x"], operators=OPS, budget_s=4, sigma=off / 5)
+    off5 = discover(X1[:, None], y, ["x"], operators=OPS, budget_s=4, clock="work", sigma=off / 5)
     law = off5.best("mdl")
     assert equivalent(law.expression, 2 * x + 0.03 * x**2, [x], X1[:, None]), law.expression
 
@@ -128,7 +132,7 @@ def test_snapping_leaves_a_measured_constant_a_float(tmp_path):
     rng = np.random.default_rng(5)
     sigma = 0.01 * c * X1**2
     y = c * X1**2 + sigma * rng.normal(size=X1.size)
-    front = discover(X1[:, None], y, ["x"], operators=OPS, budget_s=4, sigma=sigma)
+    front = discover(X1[:, None], y, ["x"], operators=OPS, budget_s=4, clock="work", sigma=sigma)
     x = sp.Symbol("x", positive=True)
     for cand in front.candidates:
         assert _irrational_factors(cand.expression) < 2, cand.expression

@@ -8,9 +8,9 @@ science: the law discovered from the posterior fields follows the mock's true bi
 the data range, and put back as the bias model it fits the counts as well as the hand-written
 law (posterior predictive deviance). ``cosmolaw run quickstart --quick`` then runs in the same
 directory: it resumes the finished chains of the same posteriors (the checkpoint of
-``inference.driver``; a differently discovered law, the search having a wall-clock budget, gets
-new chains), redoes the mock, discovery and report, prints the report's path and passes its
-checks.
+``inference.driver``; the search's budget counts work, so it finds the same law and the
+closed-loop posterior resumes too), redoes the mock, discovery and report, prints the
+report's path and passes its checks.
 """
 
 from __future__ import annotations

@@ -75,10 +75,12 @@ def distill(
     seed: int = 0,
     backend: str = "auto",
     sigma: np.ndarray | None = None,
+    clock: str = "wall",
 ) -> SymbolicSummaries:
     """Fit each column of ``summaries`` (n, p) as a law of ``inputs`` (n, n_inputs) named
-    ``variables``; ``budget_s`` is the search time per summary, ``backend`` and ``criterion``
-    are those of ``discovery.discover`` and ``ParetoFront.best``. ``sigma`` ``(p,)``: the
+    ``variables``; ``budget_s`` is the search time per summary (on the clock ``clock``),
+    ``backend``, ``clock`` and ``criterion`` are those of ``discovery.discover`` and
+    ``ParetoFront.best``. ``sigma`` ``(p,)``: the
     scatter of each summary at fixed inputs (e.g. :func:`neighbour_noise`), which the
     search's chi-square and description length then use; None lets the engine estimate it
     from its most accurate law."""
@@ -102,6 +104,7 @@ def distill(
             backend=backend,
             target=f"t{j}",
             sigma=None if sigma is None else float(sigma[j]),
+            clock=clock,
         )
         for j in range(summaries.shape[1])
     )

@@ -64,6 +64,7 @@ def search(
     noise: float | None = None,
     admissible: Callable[[sp.Expr], bool] | None = None,
     sigma: float | np.ndarray | None = None,
+    clock: str = "wall",
 ) -> Search:
     """Search a law ``y = g(X)`` with ``discovery.discover`` and pick one by ``criterion``.
 
@@ -71,7 +72,8 @@ def search(
         X: inputs ``(n, d)``; y: target ``(n,)``; variables: the ``d`` column names.
         operators: comma-separated operator names (see ``discovery.operators``); None for
             the engine's default basis (``discovery.operators.DEFAULT_OPERATORS``).
-        max_complexity, budget_s, seed, backend: passed to ``discover``.
+        max_complexity, budget_s, seed, backend, clock: passed to ``discover`` (``clock``
+            ``"work"``: the same law on any machine, :mod:`discovery.budget`).
         criterion: ``"accuracy"``, ``"score"``, ``"best"`` or ``"mdl"`` (``ParetoFront.best``).
         target: name of ``y`` (must differ from the variable names).
         noise: standard deviation of ``y`` (the accuracy asked of the law), one number for
@@ -97,6 +99,7 @@ def search(
         target=target,
         noise=noise,
         sigma=sigma,
+        clock=clock,
     )
     candidates = list(pareto.candidates)
     passed = [
@@ -117,6 +120,7 @@ def search(
         "complexity": int(best.complexity),
         "description_length": float(best.description_length),
         "budget_s": budget_s,
+        "clock": clock,
         "operators": operators,
         "noise": noise,
         "chi2": best.chi2,
@@ -131,7 +135,7 @@ def search(
 
 
 #: The configuration entries of an experiment that are passed on to ``search``.
-SEARCH_SETTINGS = ("operators", "max_complexity", "budget_s", "criterion", "backend")
+SEARCH_SETTINGS = ("operators", "max_complexity", "budget_s", "criterion", "backend", "clock")
 
 
 def search_with_config(
