@@ -317,15 +317,14 @@ def discover(
     budget_s : budget in seconds of the whole call on the clock ``clock``
         (:mod:`discovery.budget`): the search stages get ``SEARCH_SHARE`` of it,
         refitting, snapping and selection the rest, and what does not fit is skipped and
-        listed in
-        ``ParetoFront.truncated``. Beyond it come only the ``"warm-up"`` stage, one-off
+        listed in ``ParetoFront.truncated``. Beyond it come only the ``"warm-up"`` stage, one-off
         costs of a process done before the budget starts (importing pyoperon; the JAX
         compilation of the exhaustive kernel, once per operator basis and row count),
         Operon's whole-second time limit, and a post-processing of at least
         ``POST_MIN_SHARE`` of the budget when the search stages ran over theirs.
     clock : what the budget counts (:data:`discovery.budget.CLOCKS`): ``"wall"``, elapsed
         seconds; ``"work"``, the seconds the work done takes on the reference machine
-        (:data:`discovery.budget.COST_S`; Operon gets a number of evaluations), so that
+        (:mod:`discovery.budget`; Operon gets a number of evaluations), so that
         the same call returns the same front on any machine and under any load. Not with
         ``backend="pysr"``, whose budget is PySR's own time limit.
     seed : random seed of every backend.
