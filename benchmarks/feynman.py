@@ -39,6 +39,7 @@ from pathlib import Path  # noqa: E402
 
 from cosmolaw.io import write_text  # noqa: E402
 from discovery import feynman  # noqa: E402
+from discovery.budget import CLOCKS  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "feynman_dev.csv"
 
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clock",
         default="wall",
-        choices=("wall", "work"),
+        choices=CLOCKS,
         help="what the budget counts (discovery.budget): work gives the same laws on any machine",
     )
     parser.add_argument("--noise", type=float, default=0.0, help="noise std in units of rms(y)")
